@@ -1,0 +1,1 @@
+"""Data (copied from shared/ with provenance), parameter register, targets, first-pass fitting."""

@@ -1,0 +1,303 @@
+"""Numba kernels for one simulated month: transitions, arrivals and 31 March counts (DESIGN §2, §6).
+
+The population is a struct of arrays (``sim/population.py``). Slots are split into ``NCHUNK`` fixed chunks;
+each chunk owns a slice of every accumulator, so integer totals are identical for any thread count.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from agents import attributes as A
+from agents import events as E
+from agents import states as S
+from sim.rng import (DEC_DEST, DEC_EVENT, DEC_LA, DEC_NEED, DEC_NEW_LA, DEC_PROVIDER, DEC_SEX, DEC_SHORT, DEC_AGE,
+                     draw32)
+
+NCHUNK = 64
+VACANT = np.uint8(S.VACANT)
+N_AGE7 = 7
+N_REASON = len(E.CEASE_REASONS)
+AGED_OUT = E.CR["aged_out"]
+
+# monthly flow counters (acc_flow columns)
+F_TO_PREV_KNOWN, F_GONE, F_AGE18, F_CPP_START, F_CARE_ENTRY, F_TRANSFER, F_REENTRY, F_SHORT_STAY = range(8)
+F_CIN_START = 8
+N_FLOW = 9
+FLOW_NAMES = ("to_prev_known", "gone", "age18", "cpp_started", "care_entries", "transfers", "reentries",
+              "short_stays", "cin_started")
+
+IN_CARE = S.IN_CARE.astype(np.bool_)
+AGE_BAND = A.AGE_BAND_OF_MONTH
+EPI_BAND = A.EPI_BAND_OF_MONTH
+PLC_BAND = A.PLC_BAND_OF_MONTH
+EV_DEST_KIND = E.EV_DEST_KIND
+EV_FIXED_STATE = E.EV_FIXED_STATE
+EV_LEAVE = E.EV_LEAVE
+EV_CEASE_REASON = E.EV_CEASE_REASON
+EV_COUNTS_START = E.EV_COUNTS_START
+EV_CPP_START = E.EV_CPP_START
+EV_RESET_EPI = E.EV_RESET_EPI
+EV_PREV_PLUS = E.EV_PREV_PLUS
+K = E.K_SLOTS
+N_NEED = A.N_NEED
+N_PREV = A.N_PREV
+N_EPI = A.N_EPI
+N_PLC = A.N_PLC
+N_AGE = A.N_AGE
+MAXAGE = A.MAX_AGE_MONTHS
+TO_FIXED, TO_ENTRY, TO_MOVE, TO_SAME, TO_LEAVE = E.TO_FIXED, E.TO_ENTRY, E.TO_MOVE, E.TO_SAME, E.TO_LEAVE
+LEAVE_PREV_KNOWN = E.LEAVE_PREV_KNOWN
+EV_REUNIFIED = E.EV["REUNIFIED"]
+RETURNED_HOME = S.RETURNED_HOME
+KINSHIP_ORDER = S.KINSHIP_ORDER
+EDGE = S.EDGE_OF_CARE
+AT_HOME = S.AT_HOME
+FLAG_UASC = A.FLAG_UASC
+FLAG_AGENCY = A.FLAG_AGENCY
+NEED_SHIFT = A.NEED_SHIFT
+
+
+@njit(inline="always", cache=True)
+def _sel(thr_row, r):
+    """First slot whose cumulative threshold exceeds the draw; K if none (no event)."""
+    for k in range(thr_row.shape[0]):
+        if r < thr_row[k]:
+            return k
+    return thr_row.shape[0]
+
+
+@njit(inline="always", cache=True)
+def _record_cease(i, ch, reason, age7, uasc, ymark, cease_yr, cease_cell, acc_ceased, final):
+    """DfE rule: a child counts once in 'ceased', with its last cessation of the year."""
+    cell = (reason * N_AGE7 + age7) * 2 + uasc
+    if final:  # transfers: the cessation is the last one in the old LA
+        acc_ceased[ch, cell] += 1
+        return
+    if cease_yr[i] == ymark:
+        acc_ceased[ch, cease_cell[i]] -= 1
+    acc_ceased[ch, cell] += 1
+    cease_yr[i] = ymark
+    cease_cell[i] = cell
+
+
+@njit(inline="always", cache=True)
+def _record_start(i, ch, st, age7, uasc, ymark, start_yr, acc_started, always):
+    """DfE rule: a child counts once in 'started', at its first start of the year (per LA for transfers)."""
+    if always or start_yr[i] != ymark:
+        acc_started[ch, (st * N_AGE7 + age7) * 2 + uasc] += 1
+        start_yr[i] = ymark
+
+
+@njit(inline="always", cache=True)
+def _enter_care(i, ch, seed, cid, month, kind, ab, need, uasc, state, flags, epi, plc, prev, start_yr,
+                cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr, acc_started,
+                acc_ceased, acc_flow, count_start):
+    """Place a child entering care (kind 0) or moving (kind 1); entries may end within the month."""
+    r = draw32(seed, cid, month, DEC_DEST)
+    j = _sel(dest_thr[kind, ab, need, uasc], r)
+    if j >= dest_state.shape[0]:
+        j = dest_state.shape[0] - 1
+    ns = dest_state[j]
+    state[i] = ns
+    plc[i] = 0
+    f = flags[i] & ~FLAG_AGENCY
+    if draw32(seed, cid, month, DEC_PROVIDER) < agency_thr[ns]:
+        f |= FLAG_AGENCY
+    flags[i] = f
+    if kind == 0:
+        epi[i] = 0
+        acc_flow[ch, F_CARE_ENTRY] += 1
+        if count_start:
+            _record_start(i, ch, ns, ab, uasc, ymark, start_yr, acc_started, False)
+        if draw32(seed, cid, month, DEC_SHORT) < short_thr[ab]:
+            # stay under a month: the child starts and ceases within this step and returns home
+            _record_cease(i, ch, EV_CEASE_REASON[EV_REUNIFIED], ab, uasc, ymark, cease_yr, cease_cell,
+                          acc_ceased, False)
+            state[i] = RETURNED_HOME
+            prev[i] = min(prev[i] + 1, 255)
+            acc_flow[ch, F_SHORT_STAY] += 1
+
+
+@njit(parallel=True, cache=True)
+def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, cease_cell, n_used,
+               seed, month, ymark, thr, event_of_slot, dest_thr, dest_state, short_thr, agency_thr, la_cum,
+               returned_max, acc_started, acc_ceased, acc_cm, acc_flow, acc_prevknown):
+    """Advance every live child by one month: age, 18th birthday, one competing-risk draw, the event."""
+    chunk = (n_used + NCHUNK - 1) // NCHUNK
+    rows_per_state = N_AGE * N_NEED * 2 * N_PREV * N_EPI * N_PLC
+    for ch in prange(NCHUNK):
+        lo = ch * chunk
+        hi = min(lo + chunk, n_used)
+        for i in range(lo, hi):
+            s = state[i]
+            if s == VACANT:
+                continue
+            a = age[i] + 1
+            fl = flags[i]
+            uasc = 1 if (fl & FLAG_UASC) else 0
+            if a >= MAXAGE:
+                if IN_CARE[s]:
+                    _record_cease(i, ch, AGED_OUT, 6, uasc, ymark, cease_yr, cease_cell, acc_ceased, False)
+                acc_flow[ch, F_AGE18] += 1
+                state[i] = VACANT
+                continue
+            age[i] = a
+            ab = AGE_BAND[a]
+            need = (fl >> NEED_SHIFT) & 3
+            e = epi[i]
+            if s == RETURNED_HOME and e >= returned_max:
+                acc_flow[ch, F_TO_PREV_KNOWN] += 1
+                acc_prevknown[ch, a // 12] += 1
+                state[i] = VACANT
+                continue
+            pv = 1 if prev[i] > 0 else 0
+            row = (((((s * N_AGE + ab) * N_NEED + need) * 2 + uasc) * N_PREV + pv) * N_EPI
+                   + EPI_BAND[e]) * N_PLC + PLC_BAND[plc[i]]
+            c = cid[i]
+            r = draw32(seed, c, month, DEC_EVENT)
+            k = _sel(thr[row], r)
+            if k >= K:
+                if e < 255:
+                    epi[i] = e + 1
+                if plc[i] < 255:
+                    plc[i] += 1
+                acc_cm[ch, (s * 2 + ((fl >> 4) & 1)) * N_NEED + need] += 1
+                continue
+            ev = event_of_slot[s, k]
+            reason = EV_CEASE_REASON[ev]
+            if reason >= 0:
+                _record_cease(i, ch, reason, ab, uasc, ymark, cease_yr, cease_cell, acc_ceased,
+                              EV_DEST_KIND[ev] == TO_SAME)
+            kind = EV_DEST_KIND[ev]
+            if kind == TO_LEAVE:
+                if EV_LEAVE[ev] == LEAVE_PREV_KNOWN:
+                    acc_flow[ch, F_TO_PREV_KNOWN] += 1
+                    acc_prevknown[ch, a // 12] += 1
+                else:
+                    acc_flow[ch, F_GONE] += 1
+                state[i] = VACANT
+                continue
+            if kind == TO_ENTRY:
+                if not IN_CARE[s] and (s == RETURNED_HOME or s == KINSHIP_ORDER):
+                    acc_flow[ch, F_REENTRY] += 1
+                _enter_care(i, ch, seed, c, month, 0, ab, need, uasc, state, flags, epi, plc, prev, start_yr,
+                            cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr,
+                            acc_started, acc_ceased, acc_flow, True)
+            elif kind == TO_MOVE:
+                _enter_care(i, ch, seed, c, month, 1, ab, need, uasc, state, flags, epi, plc, prev, start_yr,
+                            cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr,
+                            acc_started, acc_ceased, acc_flow, False)
+            elif kind == TO_SAME:  # transfer to another LA: cessation there, start here
+                r2 = draw32(seed, c, month, DEC_NEW_LA)
+                la[i] = _sel(la_cum, r2)
+                _record_start(i, ch, s, ab, uasc, ymark, start_yr, acc_started, True)
+                acc_flow[ch, F_TRANSFER] += 1
+            else:
+                ns = EV_FIXED_STATE[ev]
+                state[i] = ns
+                plc[i] = 0
+                if EV_RESET_EPI[ev]:
+                    epi[i] = 0
+                if EV_PREV_PLUS[ev]:
+                    prev[i] = min(prev[i] + 1, 255)
+                if EV_CPP_START[ev]:
+                    acc_flow[ch, F_CPP_START] += 1
+            s2 = state[i]
+            acc_cm[ch, (s2 * 2 + ((flags[i] >> 4) & 1)) * N_NEED + need] += 1
+
+
+@njit(cache=True)
+def find_free_slots(state, n_used, need, out):
+    """Serial scan for vacant slots (deterministic order); returns how many of ``need`` were found."""
+    m = 0
+    for i in range(n_used):
+        if m >= need:
+            break
+        if state[i] == VACANT:
+            out[m] = i
+            m += 1
+    return m
+
+
+@njit(cache=True)
+def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, la_cum,
+                 state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, cease_cell, n_used,
+                 seed, month, ymark, dest_thr, dest_state, short_thr, agency_thr,
+                 acc_started, acc_ceased, acc_cm, acc_flow):
+    """Initialise arriving children in their slots; ``target`` is AT_HOME, EDGE_OF_CARE or -1 (enter care)."""
+    chunk = (n_used + NCHUNK - 1) // NCHUNK
+    n = slots.shape[0]
+    for j in range(n):  # serial: arrivals are few and share chunk accumulators
+        i = slots[j]
+        ch = i // chunk
+        c = ids[j]
+        a = ages_m[j] + (draw32(seed, c, month, DEC_AGE) % np.uint64(12))
+        if a >= MAXAGE:
+            a = MAXAGE - 1
+        age[i] = a
+        cid[i] = c
+        f = 0
+        if draw32(seed, c, month, DEC_SEX) < male_thr:
+            f |= 1
+        need = _sel(need_thr, draw32(seed, c, month, DEC_NEED))
+        if need > 3:
+            need = 3
+        f |= need << NEED_SHIFT
+        u = uasc_flag[j]
+        if u:
+            f |= FLAG_UASC
+        flags[i] = f
+        la[i] = _sel(la_cum, draw32(seed, c, month, DEC_LA))
+        epi[i] = 0
+        plc[i] = 0
+        prev[i] = 0
+        start_yr[i] = 0
+        cease_yr[i] = 0
+        cease_cell[i] = 0
+        t = target[j]
+        ab = AGE_BAND[a]
+        if t < 0:
+            _enter_care(i, ch, seed, c, month, 0, ab, need, u, state, flags, epi, plc, prev, start_yr,
+                        cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr,
+                        acc_started, acc_ceased, acc_flow, True)
+        else:
+            state[i] = t
+            acc_flow[ch, F_CIN_START] += 1
+            if t == EDGE:
+                acc_flow[ch, F_CPP_START] += 1
+        s2 = state[i]
+        acc_cm[ch, (s2 * 2 + ((flags[i] >> 4) & 1)) * N_NEED + need] += 1
+
+
+@njit(parallel=True, cache=True)
+def count_stock(state, age, flags, epi, la, n_used, returned_cin_months, n_la, stock, la_cla, returned_open):
+    """31 March counts: by state x age band (7) x UASC x provider, CLA by LA, and open returned-home cases."""
+    chunk = (n_used + NCHUNK - 1) // NCHUNK
+    loc = np.zeros((NCHUNK, stock.size), dtype=np.int64)
+    loc_la = np.zeros((NCHUNK, n_la), dtype=np.int64)
+    loc_ret = np.zeros((NCHUNK, returned_open.size), dtype=np.int64)
+    for ch in prange(NCHUNK):
+        lo = ch * chunk
+        hi = min(lo + chunk, n_used)
+        for i in range(lo, hi):
+            s = state[i]
+            if s == VACANT:
+                continue
+            ab = AGE_BAND[age[i]]
+            u = 1 if (flags[i] & FLAG_UASC) else 0
+            g = (flags[i] >> 4) & 1
+            loc[ch, ((s * N_AGE7 + ab) * 2 + u) * 2 + g] += 1
+            if IN_CARE[s]:
+                loc_la[ch, la[i]] += 1
+            elif s == RETURNED_HOME and epi[i] < returned_cin_months:
+                loc_ret[ch, ab * 2 + u] += 1
+    flat = stock.reshape(-1)
+    for ch in range(NCHUNK):
+        for q in range(flat.size):
+            flat[q] += loc[ch, q]
+        for q in range(n_la):
+            la_cla[q] += loc_la[ch, q]
+        fr = returned_open.reshape(-1)
+        for q in range(fr.size):
+            fr[q] += loc_ret[ch, q]
