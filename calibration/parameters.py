@@ -63,16 +63,26 @@ def load_register(path: str | Path | None = None) -> dict[str, dict]:
         if r["kind"] != "fixed" and not r.get("source"):
             raise ParameterError(f"{path}: row {n}, parameter {name!r}: field 'source' is empty")
         reg[name] = dict(r, value=v, low=lo, high=hi)
+        _UNITS[name] = r.get("unit", "")
     return reg
 
 
-def check_value(name: str, value: float, where: str) -> None:
-    """Probabilities and shares must lie in [0, 1]; everything must be a number."""
+PROBABILITY_UNITS = {"share", "probability", "ratio"}
+
+
+def check_value(name: str, value: float, where: str, unit: str | None = None) -> None:
+    """Probabilities and shares (by register unit, or by name when no unit is known) must lie in [0, 1]."""
     if math.isnan(value):
         raise ParameterError(f"{where}: parameter {name!r}: value is not a number")
-    if (name.endswith(("share", ".p", "factor")) or ".share." in name or name.endswith("_share")) \
-            and not 0.0 <= value <= 1.0:
+    if unit is None:
+        unit = _UNITS.get(name, "")
+    is_prob = unit in PROBABILITY_UNITS or name.endswith(("share", ".p", "factor", "share_direct")) \
+        or "_share_" in name or ".share." in name
+    if is_prob and not 0.0 <= value <= 1.0:
         raise ParameterError(f"{where}: parameter {name!r}: {value} is a probability/share outside [0, 1]")
+
+
+_UNITS: dict[str, str] = {}
 
 
 def load_overrides(path: str | Path | None = None, register: Mapping[str, dict] | None = None) -> dict[str, float]:
@@ -103,7 +113,7 @@ def base_parameters(overrides: Mapping[str, float] | None = None, use_first_pass
             raise ParameterError(f"parameter override: unknown parameter {k!r}")
         vals[k] = float(v)
     for k, v in vals.items():
-        check_value(k, v, "parameters")
+        check_value(k, v, "parameters", reg[k].get("unit", ""))
     return vals
 
 

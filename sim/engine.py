@@ -111,7 +111,7 @@ class Simulation:
         self.p = params
         self.inputs = inputs
         self.tables = tables
-        self.seed = seed
+        self.seed = np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF)  # kernels take the key as uint64
         self.scale = scale
         self.check = check
         self.la_cum = to_threshold(np.cumsum(inputs.la_weights))

@@ -1,0 +1,236 @@
+"""Mesa 3 reference model: children stepped one at a time in plain Python (DESIGN §5, the oracle).
+
+It reads the same compiled tables as the numba engine (``agents.hazards.compile_tables``), the same event
+table (``agents/events.py``) and the same counter-based draws (a pure-Python copy of the splitmix hash in
+``sim/rng.py``, tested to agree), so with the same seed it reproduces ``sim.cohort.run_cohort`` exactly.
+
+The month rule for one child, in order (``Child.step``):
+  1. age + 1 month; at the 18th birthday the child leaves the model (care leavers count as aged out);
+  2. a RETURNED_HOME child whose months since return reach ``returned_max`` leaves (to "previously known");
+  3. the hazard row comes from (state, age band, need, UASC, any previous episode, episode band, placement band);
+  4. one uniform draw is compared with the row's cumulative thresholds: no event -> both clocks + 1;
+  5. otherwise the event row says what happens (``apply_event``): leave, move to a fixed state, enter care or
+     move placement (a destination draw and a provider draw; an entry may end the same month: short stay),
+     or transfer to another LA (a draw of the new LA; the child stays where it is).
+Only occupancy and exits are kept here; DfE start/cessation counting lives in the engine's observation model.
+The numba kernel (``sim/kernel.step_month``) inlines the same rule for speed; ``tests/test_reference_model.py``
+checks that the two agree child by child.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import mesa
+import numpy as np
+
+from agents import attributes as A
+from agents import events as E
+from agents import states as S
+from agents.hazards import HazardTables, row_index
+
+# ---- counter-based draws: the splitmix64 finaliser of sim/rng.draw32, in pure Python -----------------------
+MASK64 = (1 << 64) - 1
+M1, M2, M3, M4 = 0x9E3779B97F4A7C15, 0xD1B54A32D192ED03, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+MONTH_OFFSET = 8192
+DEC_EVENT, DEC_DEST, DEC_PROVIDER, DEC_SHORT, DEC_NEW_LA = 0, 1, 2, 3, 4
+
+
+def draw32(seed: int, cid: int, month: int, dec: int) -> int:
+    """One 32-bit uniform integer for the key (seed, child id, month, decision); equals ``sim.rng.draw32``."""
+    z = (seed + cid * M1 + ((month + MONTH_OFFSET) * 64 + dec) * M2) & MASK64
+    z = ((z ^ (z >> 30)) * M3) & MASK64
+    z = ((z ^ (z >> 27)) * M4) & MASK64
+    z ^= z >> 31
+    return z >> 32
+
+
+def select(thresholds, r: int) -> int:
+    """Index of the first cumulative threshold above the draw; ``len(thresholds)`` if none (no event)."""
+    for k, t in enumerate(thresholds):
+        if r < t:
+            return k
+    return len(thresholds)
+
+
+# ---- the compiled tables as plain Python lists (fast to index one child at a time) -----------------------
+@dataclass
+class RuleTables:
+    """Plain-Python view of ``HazardTables`` plus the LA thresholds used by transfers."""
+    thr: list            # [row][slot] cumulative uint32 thresholds
+    event_of_slot: list  # [state][slot] event code
+    dest_thr: list       # [kind][age band][need][uasc][dest] cumulative thresholds
+    dest_state: list     # [dest] state code
+    short_thr: list      # [age band]
+    agency_thr: list     # [state]
+    la_cum: list         # [la] cumulative thresholds
+
+    @classmethod
+    def from_hazard_tables(cls, t: HazardTables, la_cum=None) -> "RuleTables":
+        """Convert numpy tables once; ``la_cum`` defaults to a single LA (as ``sim.cohort.run_cohort``)."""
+        la = [2**32 - 1] if la_cum is None else [int(x) for x in la_cum]
+        return cls(t.thr.tolist(), t.event_of_slot.tolist(), t.dest_thr.tolist(), [int(s) for s in t.dest_state],
+                   t.short_thr.tolist(), t.agency_thr.tolist(), la)
+
+
+EV_REUNIFIED = E.EV["REUNIFIED"]
+# band lookups as lists: indexing a Python list is much faster than a numpy scalar lookup, one child at a time
+AGE_BAND, EPI_BAND, PLC_BAND = (A.AGE_BAND_OF_MONTH.tolist(), A.EPI_BAND_OF_MONTH.tolist(),
+                                A.PLC_BAND_OF_MONTH.tolist())
+ENTRY_KIND, MOVE_KIND = 0, 1  # first index of dest_thr
+
+
+class Child(mesa.Agent):
+    """One child: care state, age, need/UASC/provider flags, the two clocks, previous episodes, LA, stable id."""
+
+    def __init__(self, model: "ReferenceModel", cid: int, state: int, age_months: int, flags: int = 0,
+                 epi: int = 0, plc: int = 0, prev: int = 0, la: int = 0):
+        super().__init__(model)
+        self.cid, self.state, self.age_months, self.flags = int(cid), int(state), int(age_months), int(flags)
+        self.epi, self.plc, self.prev, self.la = int(epi), int(plc), int(prev), int(la)
+
+    # attributes packed in the flags byte
+    @property
+    def need(self) -> int:
+        return (self.flags >> A.NEED_SHIFT) & 3
+
+    @property
+    def uasc(self) -> int:
+        return 1 if self.flags & A.FLAG_UASC else 0
+
+    @property
+    def agency(self) -> int:
+        return 1 if self.flags & A.FLAG_AGENCY else 0
+
+    @property
+    def age_band(self) -> int:
+        return AGE_BAND[self.age_months]
+
+    def draw(self, decision: int) -> int:
+        """This child's draw for a decision this month (same key as the engine)."""
+        return draw32(self.model.seed, self.cid, self.model.month, decision)
+
+    def hazard_row(self) -> int:
+        """Row of the hazard table for the child's current covariates."""
+        return row_index(self.state, self.age_band, self.need, self.uasc, 1 if self.prev > 0 else 0,
+                         EPI_BAND[self.epi], PLC_BAND[self.plc])
+
+    # ---- the month rule --------------------------------------------------------------------------------
+    def step(self) -> None:
+        """One month for this child: age, birthday and return-window exits, one competing-risk draw, the event."""
+        self.age_months += 1
+        if self.age_months >= A.MAX_AGE_MONTHS:
+            return self.leave("aged_out")
+        if self.state == S.RETURNED_HOME and self.epi >= self.model.returned_max:
+            return self.leave("returned_window_ended")
+        tab = self.model.tables
+        k = select(tab.thr[self.hazard_row()], self.draw(DEC_EVENT))
+        if k >= E.K_SLOTS:
+            return self.tick_clocks()
+        self.apply_event(tab.event_of_slot[self.state][k])
+
+    def tick_clocks(self) -> None:
+        """No event this month: both clocks run on (capped at 255, the width of the engine's byte)."""
+        self.epi = min(self.epi + 1, 255)
+        self.plc = min(self.plc + 1, 255)
+
+    def apply_event(self, ev: int) -> None:
+        """Apply one row of the event table (``agents/events.py``) to this child."""
+        kind = int(E.EV_DEST_KIND[ev])
+        self.model.events[E.EVENT_NAMES[ev]] += 1
+        if kind == E.TO_LEAVE:
+            return self.leave("prev_known" if E.EV_LEAVE[ev] == E.LEAVE_PREV_KNOWN else E.EVENT_NAMES[ev].lower())
+        if kind == E.TO_SAME:  # transferred: a new LA; same placement; clocks not advanced this month (as kernel)
+            self.la = select(self.model.tables.la_cum, self.draw(DEC_NEW_LA))
+            return
+        if kind == E.TO_FIXED:
+            self.state = int(E.EV_FIXED_STATE[ev])
+            self.plc = 0
+        else:
+            self.place(ENTRY_KIND if kind == E.TO_ENTRY else MOVE_KIND)
+        self.update_history(ev)
+        if kind == E.TO_ENTRY and self.draw(DEC_SHORT) < self.model.tables.short_thr[self.age_band]:
+            # a stay under a month: the child is reunified within the same step
+            self.model.events["SHORT_STAY"] += 1
+            self.state = int(E.EV_FIXED_STATE[EV_REUNIFIED])
+            self.update_history(EV_REUNIFIED)
+
+    def update_history(self, ev: int) -> None:
+        """Episode clock reset and previous-episode count, as the event row says."""
+        if E.EV_RESET_EPI[ev]:
+            self.epi = 0
+        if E.EV_PREV_PLUS[ev]:
+            self.prev = min(self.prev + 1, 255)
+
+    def place(self, kind: int) -> None:
+        """Draw a placement (entry or move distribution) and its provider; the placement clock restarts."""
+        tab = self.model.tables
+        row = tab.dest_thr[kind][self.age_band][self.need][self.uasc]
+        j = min(select(row, self.draw(DEC_DEST)), len(tab.dest_state) - 1)
+        self.state = tab.dest_state[j]
+        self.plc = 0
+        self.flags &= ~A.FLAG_AGENCY
+        if self.draw(DEC_PROVIDER) < tab.agency_thr[self.state]:
+            self.flags |= A.FLAG_AGENCY
+
+    def leave(self, why: str) -> None:
+        """The child leaves the model: counted by reason and removed from the Mesa model."""
+        self.model.left[why] += 1
+        self.remove()
+
+
+class ReferenceModel(mesa.Model):
+    """A closed cohort of ``Child`` agents stepped one at a time; occupancy by state each month."""
+
+    def __init__(self, tables: HazardTables, seed: int, children: dict, first_month: int = 1,
+                 returned_max: int = 72, la_cum=None, order_seed: int = 0):
+        """``children``: arrays cid, state, age_months, flags, epi, plc, prev, la (as ``child_arrays`` returns)."""
+        super().__init__(rng=order_seed)  # Mesa's own generator only shuffles the stepping order
+        self.tables = RuleTables.from_hazard_tables(tables, la_cum)
+        self.seed = int(seed)
+        self.month = first_month - 1
+        self.returned_max = int(returned_max)
+        self.left: Counter = Counter()
+        self.events: Counter = Counter()
+        cols = [np.asarray(children[k]).tolist() for k in ("cid", "state", "age_months", "flags", "epi", "plc",
+                                                           "prev", "la")]
+        for cid, st, age, fl, epi, plc, prev, la in zip(*cols):
+            Child(self, cid, st, age, fl, epi, plc, prev, la)
+        self.n_start = len(self.agents)
+        self.history = [self.occupancy()]
+
+    @classmethod
+    def from_population(cls, pop, tables: HazardTables, seed: int, **kw) -> "ReferenceModel":
+        """Build the reference model from the live children of an engine ``Population``."""
+        m = pop.alive_mask()
+        children = {"cid": pop.cid[: pop.n_used][m], "state": pop.state[: pop.n_used][m],
+                    "age_months": pop.age[: pop.n_used][m]}
+        for k in ("flags", "epi", "plc", "prev", "la"):
+            children[k] = getattr(pop, k)[: pop.n_used][m]
+        return cls(tables, seed, children, **kw)
+
+    def step(self) -> None:
+        """One month: every child takes its step (random order; children do not interact here)."""
+        self.month += 1
+        self.agents.shuffle_do("step")
+        self.history.append(self.occupancy())
+
+    def run(self, months: int) -> np.ndarray:
+        """Step ``months`` times; occupancy [months + 1, N_STATES + 1] as ``sim.cohort.run_cohort`` returns."""
+        for _ in range(months):
+            self.step()
+        return np.array(self.history[-(months + 1):], dtype=np.int64)
+
+    def occupancy(self) -> list[int]:
+        """Counts by state, plus the number who have left since the start (the last entry)."""
+        c = Counter(a.state for a in self.agents)
+        row = [c.get(s, 0) for s in range(S.N_STATES)]
+        return row + [self.n_start - sum(row)]
+
+    def child_arrays(self) -> dict[str, np.ndarray]:
+        """Attributes of the children still in the model, sorted by child id (for exact comparisons)."""
+        kids = sorted(self.agents, key=lambda a: a.cid)
+        out = {"cid": np.array([a.cid for a in kids], dtype=np.uint64)}
+        for k in ("state", "age_months", "flags", "epi", "plc", "prev", "la"):
+            out[k] = np.array([getattr(a, k) for a in kids], dtype=np.int64)
+        return out

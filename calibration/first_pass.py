@@ -1,0 +1,249 @@
+"""First-pass calibration: time-invariant levels and a few trend terms by fixed-point moment matching.
+
+Method (documented in docs/CALIBRATION.md): each calibrated parameter is paired with the DfE series that
+identifies it (register column ``identified_by``). Starting from the register values, the engine is run from
+31 March 2015 to 2024 and every level is moved by the log ratio of observed to simulated window means
+(2016-2024 unless stated), every trend by the difference of observed and simulated log-linear slopes; repeat
+until the largest relative gap is below ``tol``. No per-year rates are fitted: the calendar enters only
+through the few trend terms and the exogenous UASC arrivals series. Writes ``calibration/first_pass.csv``.
+
+Run: ``python -m calibration.first_pass [--iterations N] [--scale F]``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from agents import attributes as A
+from agents import events as E
+from agents import states as S
+from calibration import dfe
+from calibration.inputs import build
+from calibration.parameters import base_parameters, load_register, resolve
+from sim.engine import Settings, YearTables, run_replicate, spin_up
+
+W = np.arange(2016, 2025)          # flow years scored
+MAX_STEP = 0.5                      # largest log change per iteration (stops overshoot into saturation)
+OUT = Path(__file__).with_name("first_pass.csv")
+CR = E.CR
+EXIT_GROUPS = {  # DfE ceased_by_reason categories per model cessation group
+    "adopted": ["adopted", "adopted_unopposed", "adopted_consent_dispensed"],
+    "sgo_cao": ["sgo", "sgo_former_foster_carers", "sgo_other_carers", "residence_or_child_arrangement_order"],
+    "reunified": ["returned_home_planned", "returned_home_unplanned", "left_to_live_with_relatives_no_pr"],
+    "leaving": ["independent_living_supported", "independent_living_unsupported", "aged_18_remained_with_carers",
+                "transferred_adult_residential", "other_reason"],
+    "transferred": ["care_taken_by_another_la"],
+    "other_exit": ["sentenced_to_custody", "remand_ended", "age_assessment_18_plus", "moved_abroad", "died"],
+}
+
+
+def _sum_series(name, measure, cats, scheme=None) -> np.ndarray:
+    df = dfe.read(name)
+    m = (df["measure"] == measure) & df["category"].isin(cats)
+    if scheme is not None:
+        m &= df["scheme"] == scheme
+    return df[m].groupby("year")["value"].sum()
+
+
+def observed_targets() -> dict:
+    """Window means and slopes of the identifying DfE series."""
+    fl = "national_cla_flows.csv"
+    t = {}
+    for g, cats in EXIT_GROUPS.items():
+        t[f"ceased.{g}"] = _sum_series(fl, "ceased_by_reason", cats).reindex(W).to_numpy(float)
+    started = dfe.series(fl, "started").reindex(W).to_numpy(float)
+    inp = build()
+    uasc = np.array([inp.uasc_starts[y] for y in W])
+    t["started.uasc"] = uasc
+    t["started.non_uasc"] = started - uasc
+    by_age = {b: dfe.series(fl, "started_by_age", b).reindex(W).to_numpy(float) for b in A.AGE_LABELS5}
+    t["started.by_age"] = np.stack([by_age[b] for b in A.AGE_LABELS5], axis=1)
+    W2 = W[W >= 2016]
+    ca = {b: dfe.series(fl, "ceased_by_age", b).reindex(W2).to_numpy(float) for b in A.AGE_LABELS7}
+    t["ceased.by_age"] = np.stack([ca[b] for b in A.AGE_LABELS7], axis=1)
+    cc = "national_cin_cp.csv"
+    t["cin_31mar"] = dfe.series(cc, "cin_31mar").reindex(W).to_numpy(float)
+    t["cpp_31mar"] = dfe.series(cc, "cpp_31mar").reindex(W).to_numpy(float)
+    t["cpp_started"] = dfe.series(cc, "cpp_started").reindex(W).to_numpy(float)
+    cla = "national_cla_31mar.csv"
+    old = lambda c: dfe.series(cla, "placement", c, "old")
+    cur = lambda c: dfe.series(cla, "placement", c, "current")
+    yrs_old = list(range(2016, 2023))
+    t["stock.RESIDENTIAL_HOME"] = cur("secure_childrens_homes").loc[2020:2023].mean()
+    t["stock.SEMI_INDEPENDENT"] = (old("secure_childrens_homes_semi_independent").loc[2020:2022]
+                                   - cur("secure_childrens_homes").loc[2020:2022]).mean()
+    t["stock.INDEPENDENT_LIVING"] = old("other_community").loc[yrs_old].mean()
+    t["stock.RESIDENTIAL_OTHER"] = (old("other_residential") + old("residential_schools")).loc[yrs_old].mean()
+    t["stock.PLACED_WITH_PARENTS"] = pd_mean(old("placed_with_parents").loc[yrs_old], cur("placed_with_parents"))
+    t["stock.OTHER_IN_CARE"] = old("other_placements").loc[yrs_old].mean()
+    sec = {2018: 0.18}  # kinship share of foster placements (secondary_figures.csv)
+    t["stock.KINSHIP"] = sec[2018] * old("foster").loc[2018]
+    t["cla_31mar"] = dfe.series(cla, "total").reindex(np.arange(2015, 2025)).to_numpy(float)
+    return t
+
+
+def pd_mean(a, b) -> float:
+    return float(np.mean(np.concatenate([a.to_numpy(float), b.loc[2023:2024].to_numpy(float)])))
+
+
+def slope(y: np.ndarray) -> float:
+    """Log-linear slope per year."""
+    y = np.maximum(np.asarray(y, float), 1e-9)
+    return float(np.polyfit(np.arange(y.size), np.log(y), 1)[0])
+
+
+def simulated(params, seed: int, scale: float) -> dict:
+    """The same statistics from one engine run 2015-2024."""
+    inp = build()
+    tables = YearTables.build(params, 2016, 2024)
+    pool, _ = spin_up(params, inp, tables, seed, scale)
+    r = run_replicate(params, inp, tables, seed, Settings(end_year=2024, scale=scale), pool)
+    k = 1.0 / scale
+    yi = W - 2015
+    c = r.ceased[yi] * k  # [year, reason, age7, uasc]
+    by = lambda *names: sum(c[:, CR[n]].sum(axis=(1, 2)) for n in names)
+    s = {"ceased.adopted": by("adopted"), "ceased.sgo_cao": by("sgo_cao"), "ceased.reunified": by("reunified"),
+         "ceased.leaving": by("left_care_16_17", "aged_out"), "ceased.aged_out": by("aged_out"),
+         "ceased.transferred": by("transferred"), "ceased.other_exit": by("other_exit")}
+    s["ceased.by_age"] = c.sum(axis=(1, 3))
+    s["ceased.left_by_age"] = c[:, CR["left_care_16_17"]].sum(axis=2)
+    s["ceased.reunified_by_age"] = c[:, CR["reunified"]].sum(axis=2)
+    st = r.started[yi] * k  # [year, state, age7, uasc]
+    s["started.uasc"] = st[..., 1].sum(axis=(1, 2))
+    s["started.non_uasc"] = st[..., 0].sum(axis=(1, 2))
+    a7 = st.sum(axis=(1, 3))
+    s["started.by_age"] = np.stack([a7[:, A.AGE7_TO_AGE5 == b].sum(axis=1) for b in range(5)], axis=1)
+    a7u = st[..., 1].sum(axis=1)
+    s["started.by_age_uasc"] = np.stack([a7u[:, A.AGE7_TO_AGE5 == b].sum(axis=1) for b in range(5)], axis=1)
+    stock = r.stock * k  # [year, state, age7, uasc, agency]
+    by_state = stock.sum(axis=(2, 3, 4))
+    cla = by_state[:, list(S.CARE_STATES)].sum(axis=1)
+    s["cla_31mar"] = cla
+    s["cin_31mar"] = (by_state[yi][:, [S.AT_HOME, S.EDGE_OF_CARE]].sum(axis=1) + cla[yi]
+                      + r.returned_open[yi].sum(axis=(1, 2)) * k)
+    s["at_home"] = by_state[yi, S.AT_HOME]
+    s["cpp_31mar"] = by_state[yi, S.EDGE_OF_CARE]
+    fl = r.flows[1:].reshape(-1, 12, r.flows.shape[1]).sum(axis=1) * k
+    from sim.kernel import F_CPP_START
+    s["cpp_started"] = fl[: W.size, F_CPP_START]
+    for nm in ("RESIDENTIAL_HOME", "SEMI_INDEPENDENT", "INDEPENDENT_LIVING", "RESIDENTIAL_OTHER",
+               "PLACED_WITH_PARENTS", "OTHER_IN_CARE"):
+        s[f"stock.{nm}"] = by_state[yi, S.CODE[nm]].mean()
+    s["stock.KINSHIP"] = by_state[2018 - 2015, S.KINSHIP]
+    s["alive"] = r.alive
+    return s
+
+
+def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
+    """One fixed-point step; returns the relative gaps that drove it."""
+    gaps = {}
+
+    def lvl(name, o, s_, sign=1.0):
+        g = float(np.log(max(o, 1e-9) / max(s_, 1e-9)))
+        v[name] += sign * float(np.clip(damp * g, -MAX_STEP, MAX_STEP))
+        gaps[name] = g
+
+    def trd(name, o_series, s_series):
+        g = slope(o_series) - slope(s_series)
+        v[name] += damp * g
+        gaps[name] = g
+
+    m = lambda x: float(np.mean(x))
+    for g, name in (("adopted", "care.to_adoption.base"), ("sgo_cao", "care.sgo_cao.base"),
+                    ("other_exit", "care.other_exit.base"),
+                    ("transferred", "care.transferred.uasc")):
+        lvl(name, m(obs[f"ceased.{g}"]), m(sim[f"ceased.{g}"]))
+    # leaving care at 16-17 against all cessations at 16 and 17; reunification age effects against the
+    # younger age bands (each net of the simulated cessations by other routes)
+    c_obs, c_sim, c_left, c_reun = (obs["ceased.by_age"].mean(axis=0), sim["ceased.by_age"].mean(axis=0),
+                                    sim["ceased.left_by_age"].mean(axis=0), sim["ceased.reunified_by_age"].mean(axis=0))
+    want = c_obs[4:6].sum() - (c_sim[4:6].sum() - c_left[4:6].sum())
+    lvl("care.left_care.base", max(want, 0.2 * c_left[4:6].sum()), c_left[4:6].sum())
+    for b in range(4):
+        want = c_obs[b] - (c_sim[b] - c_reun[b])
+        lvl(f"care.reunified.age.{b}", max(want, 0.2 * c_reun[b]), c_reun[b])
+    trd("care.reunified.trend", obs["ceased.reunified"], sim["ceased.reunified"])
+    lvl("care.reunified.base", m(obs["ceased.reunified"]), m(sim["ceased.reunified"]))
+    trd("care.to_adoption.trend", obs["ceased.adopted"], sim["ceased.adopted"])
+    trd("care.transferred.trend", obs["ceased.transferred"], sim["ceased.transferred"])
+    # entry: age effects (16 and 17 tied) against non-UASC starts by age band, trend against the total
+    obs_age = obs["started.by_age"].mean(axis=0) - sim["started.by_age_uasc"].mean(axis=0)
+    sim_age = sim["started.by_age"].mean(axis=0) - sim["started.by_age_uasc"].mean(axis=0)
+    for b in range(5):
+        g = float(np.log(max(obs_age[b], 1.0) / max(sim_age[b], 1.0)))
+        for name in ([f"entry.age.{b}"] if b < 4 else ["entry.age.4", "entry.age.5"]):
+            v[name] += damp * g
+        gaps[f"entry.age.{b}"] = g
+    trd("entry.trend", obs["started.non_uasc"], sim["started.non_uasc"])
+    f = float(np.clip(v["arrive.uasc.factor"] * (m(obs["started.uasc"]) / max(m(sim["started.uasc"]), 1.0)) ** damp,
+                      0.05, 1.0))
+    gaps["arrive.uasc.factor"] = float(np.log(m(obs["started.uasc"]) / max(m(sim["started.uasc"]), 1.0)))
+    v["arrive.uasc.factor"] = f
+    # CIN / CPP layer
+    at_obs = m(obs["cin_31mar"]) - (m(sim["cin_31mar"]) - m(sim["at_home"]))
+    lvl("cin.close.base", at_obs, m(sim["at_home"]), sign=-1.0)
+    lvl("cpp.level", m(obs["cpp_started"]), m(sim["cpp_started"]))
+    lvl("cpp.end.base", m(obs["cpp_31mar"]), m(sim["cpp_31mar"]), sign=-1.0)
+    for nm in ("KINSHIP", "RESIDENTIAL_HOME", "RESIDENTIAL_OTHER", "PLACED_WITH_PARENTS", "OTHER_IN_CARE",
+               "SEMI_INDEPENDENT", "INDEPENDENT_LIVING"):
+        lvl(f"dest.{nm}.base", obs[f"stock.{nm}"], sim[f"stock.{nm}"])
+    # duration shape of reunification against the CLA stock (flows are matched above)
+    g = float(np.log(m(obs["cla_31mar"][1:]) / m(sim["cla_31mar"][1:])))
+    v["care.reunified.dur_k"] -= damp * g
+    gaps["care.reunified.dur_k"] = g
+    return gaps
+
+
+def calibrated_names() -> list[str]:
+    reg = load_register()
+    return [k for k, r in reg.items() if r["kind"] == "calibrated"]
+
+
+def fit(iterations: int = 12, scale: float = 0.5, seed: int = 20150331, damp: float = 0.8, tol: float = 0.01,
+        log=print) -> dict[str, float]:
+    """Iterate the fixed point from register values; returns the calibrated parameter values."""
+    v = base_parameters(use_first_pass=False)
+    obs = observed_targets()
+    for it in range(iterations):
+        t0 = time.time()
+        sim = simulated(resolve(v), seed, scale)
+        gaps = update(v, obs, sim, damp)
+        worst = max(gaps, key=lambda k: abs(gaps[k]))
+        cla = sim["cla_31mar"]
+        err = (cla / obs["cla_31mar"] - 1) * 100
+        log(f"iteration {it + 1}: largest gap {worst} {gaps[worst]:+.3f}; CLA % error 2015-2024: "
+            + " ".join(f"{e:+.1f}" for e in err) + f"  ({time.time() - t0:.1f}s)")
+        if abs(gaps[worst]) < tol:
+            break
+    return {k: v[k] for k in calibrated_names()}
+
+
+def write(values: dict[str, float], path: Path = OUT) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["name", "value"])
+        for k in sorted(values):
+            w.writerow([k, f"{values[k]:.6g}"])
+    tmp.replace(path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iterations", type=int, default=12)
+    ap.add_argument("--scale", type=float, default=0.5)
+    ap.add_argument("--seed", type=int, default=20150331)
+    a = ap.parse_args(argv)
+    vals = fit(a.iterations, a.scale, a.seed)
+    write(vals)
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

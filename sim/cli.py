@@ -1,0 +1,121 @@
+"""Command line: ``caresim run SCENARIO`` runs a scenario's replicates and writes a run folder.
+
+Every caresim error (bad scenario, parameter, data file or setting) ends with ``caresim: error: <message>``
+on stderr, exit status 2, and no run folder.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+DEFAULTS = {"replicates": 100, "seed": 20240331, "end_year": 2035, "scale": 1.0}
+SUMMARY_YEARS = (2024, 2035)
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The ``caresim`` argument parser (one sub-command for now: run)."""
+    p = argparse.ArgumentParser(prog="caresim", description="Microsimulation of children's social care in England.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a scenario and write a run folder",
+                         description="Run a scenario's Monte Carlo replicates; write manifest.json, "
+                                     "replicates.parquet, summary.csv and fan_chart.png to a new folder.")
+    run.add_argument("scenario", help="scenario TOML file (e.g. runs/scenarios/status_quo.toml)")
+    run.add_argument("--replicates", type=int, help=f"replicates (default: scenario [run], else "
+                                                    f"{DEFAULTS['replicates']})")
+    run.add_argument("--seed", type=int, help=f"run seed (default: scenario [run], else {DEFAULTS['seed']})")
+    run.add_argument("--end-year", type=int, help="last 31 March simulated, 2016-2040 (default: scenario [run], "
+                                                  f"else {DEFAULTS['end_year']})")
+    run.add_argument("--scale", type=float, help="share of England simulated, in (0, 1] (default: scenario "
+                                                 f"[run], else {DEFAULTS['scale']})")
+    run.add_argument("--workers", type=int, help="worker processes (default: CPU count; 1 = in-process)")
+    run.add_argument("--threads", type=int, help="numba threads per worker (default: CPU count / workers)")
+    run.add_argument("--by-la", action="store_true", help="also write local-authority measures")
+    run.add_argument("--out", help="run folder to create (default: runs/output/<timestamp>-<scenario name>)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def settings(args: argparse.Namespace, scenario) -> dict:
+    """Run settings: command line, else the scenario's [run] table, else the defaults; range-checked."""
+    from sim.scenario import run_problem
+
+    out = {}
+    for key, default in DEFAULTS.items():
+        given = getattr(args, key)
+        out[key] = given if given is not None else scenario.run.get(key, default)
+        if (why := run_problem(key, out[key])) is not None:
+            source = f"--{key.replace('_', '-')}" if given is not None else f"{scenario.path}: field 'run.{key}'"
+            raise ValueError(f"{source}: {out[key]!r} {why}")
+    for key in ("workers", "threads"):
+        if (why := run_problem(key, getattr(args, key))) is not None:
+            raise ValueError(f"--{key}: {getattr(args, key)!r} {why}")
+    return out
+
+
+def _band(row) -> str:
+    """'median (90% band low-high)' for one summary row."""
+    return f"{row['q50']:,.0f} (90% band {row['q05']:,.0f}-{row['q95']:,.0f})"
+
+
+def headline(summary) -> str:
+    """One line: median CLA at 31 March with 90% bands, in 2024 and the last year."""
+    from sim.fanchart import cla_total
+
+    cla = cla_total(summary)
+    if cla.empty:
+        return "no national CLA series in the summary"
+    last = int(cla["year"].max())
+    years = sorted({y for y in SUMMARY_YEARS if y <= last} | {last})
+    parts = [f"{y} {_band(cla[cla['year'] == y].iloc[0])}" for y in years if (cla["year"] == y).any()]
+    return "children looked after at 31 March, median: " + "; ".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, validate, simulate, summarise and write the run folder; prints its path and a headline."""
+    from sim import output, runner, scenario as scenario_mod
+
+    t0 = time.perf_counter()
+    sc = scenario_mod.load(args.scenario)
+    s = settings(args, sc)
+    out = output.check_out(args.out) if args.out else output.default_out(sc.name)
+    df, info = runner.run_scenario(sc, s["replicates"], s["seed"], s["end_year"], s["scale"], workers=args.workers,
+                                   by_la=args.by_la, progress=not args.quiet, threads=args.threads)
+    summary = runner.summarise(df)
+    from sim import observe
+    observed = observe.observed()
+    info = dict(info, wall_seconds=time.perf_counter() - t0)
+    folder = output.write_run(out, sc, df, summary, info, observed)
+    print(folder)
+    print(f"{sc.name}: {headline(summary)} ({s['replicates']} replicates, scale {s['scale']}, "
+          f"{info['wall_seconds']:.1f} s)")
+    return 0
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that are user errors (reported in one line), not bugs."""
+    from calibration.dfe import DataError
+    from calibration.parameters import ParameterError
+    from sim.scenario import ScenarioError
+    return ScenarioError, ParameterError, DataError, ValueError, OSError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``caresim`` console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return run(args)
+    except _errors() as exc:
+        print(f"caresim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("caresim: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

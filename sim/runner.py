@@ -1,0 +1,214 @@
+"""Monte Carlo runner: replicates of one scenario over local worker processes, and quantile summaries.
+
+Everything shared by the replicates (parameters, inputs, compiled year tables, the spin-up pool) is built
+once in the parent. Replicate r uses seed ``derive_seed(seed, 1000 + r)``; the kernel's counter-based draws
+make each replicate independent of worker and thread counts, and results are put back in replicate order,
+so the output is identical whatever ``workers`` and ``threads`` are.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from calibration import inputs as model_inputs
+from calibration.parameters import base_parameters, resolve
+from sim import engine, rng
+from sim import scenario as scenario_mod
+from sim.population import Population
+
+FIRST_TABLE_YEAR = 2016
+REPLICATE_SEED_OFFSET = 1000
+SPINUP_SEED_KEY = 0
+DRAW = 0  # parameter ensemble draws come later
+KEYS = ["scenario", "year", "measure", "scheme", "category", "age_band", "uasc", "la"]
+QUANTILES = {"q05": 0.05, "q25": 0.25, "q50": 0.50, "q75": 0.75, "q95": 0.95}
+
+
+@dataclass
+class Shared:
+    """What every replicate of one run reads (built once in the parent, sent once to each worker)."""
+    params: dict
+    inputs: model_inputs.ModelInputs
+    tables: engine.YearTables
+    pool: Population
+    settings: engine.Settings
+    seed: int
+
+
+_SHARED: Shared | None = None  # set in each worker process by _init_worker
+
+
+def replicate_seed(seed: int, replicate: int) -> int:
+    """The engine seed of replicate ``replicate`` of a run seeded ``seed``."""
+    return rng.derive_seed(seed, REPLICATE_SEED_OFFSET + replicate)
+
+
+def default_threads(workers: int) -> int:
+    """Numba threads per worker: the machine's cores shared evenly among the workers."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def max_threads() -> int:
+    """The most threads numba can use in this process (NUMBA_NUM_THREADS, by default the core count)."""
+    import numba
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def set_threads(threads: int) -> int:
+    """Set numba's thread count (clamped to what numba was started with); returns the previous count."""
+    import numba
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(threads), max_threads())))
+    return previous
+
+
+def prepare(scenario: scenario_mod.Scenario, seed: int, end_year: int, scale: float) -> Shared:
+    """Parameters, inputs, year tables and the spin-up pool, built once per run."""
+    params = resolve(base_parameters(scenario.overrides()))
+    inputs = model_inputs.build()
+    tables = engine.YearTables.build(params, FIRST_TABLE_YEAR, end_year)
+    pool, _ = engine.spin_up(params, inputs, tables, rng.derive_seed(seed, SPINUP_SEED_KEY), scale)
+    return Shared(params, inputs, tables, pool, engine.Settings(end_year=end_year, scale=scale), seed)
+
+
+def _simulate(shared: Shared, replicate: int) -> tuple[int, engine.Result]:
+    """Run one replicate from the shared pool."""
+    res = engine.run_replicate(shared.params, shared.inputs, shared.tables, replicate_seed(shared.seed, replicate),
+                               shared.settings, shared.pool)
+    return replicate, res
+
+
+def _init_worker(shared: Shared, threads: int) -> None:
+    """Worker start-up: keep the shared run state and set this process's numba threads."""
+    global _SHARED
+    _SHARED = shared
+    set_threads(threads)
+
+
+def _work(replicate: int) -> tuple[int, engine.Result]:
+    """Worker task: one replicate from the state set up by ``_init_worker``."""
+    return _simulate(_SHARED, replicate)
+
+
+def _unit_costs(params):
+    """Unit costs for the observation model, priced once per run."""
+    from sim.costs import UnitCosts
+    return UnitCosts.from_params(params)
+
+
+def _progress(total: int, enabled: bool):
+    """A tqdm bar on stderr counting completed replicates (a no-op bar when disabled)."""
+    from tqdm import tqdm
+    return tqdm(total=total, desc="replicates", unit="rep", file=sys.stderr, disable=not enabled)
+
+
+def _results(shared: Shared, replicates: int, workers: int, threads: int, progress: bool):
+    """Yield (replicate, Result) as replicates complete, in-process (workers=1) or over a process pool."""
+    bar = _progress(replicates, progress)
+    try:
+        if workers == 1:
+            for r in range(replicates):
+                yield _simulate(shared, r)
+                bar.update(1)
+            return
+        # spawn: numba's thread pool is already running in this process and is not safe to fork
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(shared, threads)) as ex:
+            pending = {ex.submit(_work, r) for r in range(replicates)}
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        yield fut.result()
+                        bar.update(1)
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
+    finally:
+        bar.close()
+
+
+def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, seed: int, end_year: int,
+                 scale: float, workers: int | None = None, by_la: bool = False, progress: bool = True,
+                 threads: int | None = None) -> tuple[pd.DataFrame, dict]:
+    """Run ``replicates`` replicates of a scenario; returns the tidy rows of all replicates and run info."""
+    from sim import observe  # the observation model is only needed in the parent
+
+    if not isinstance(scenario, scenario_mod.Scenario):
+        scenario = scenario_mod.load(scenario)
+    for key, value in (("replicates", replicates), ("seed", seed), ("end_year", end_year), ("scale", scale),
+                       ("workers", workers), ("threads", threads)):
+        if (why := scenario_mod.run_problem(key, value)) is not None:
+            raise ValueError(f"{key}: {value!r} {why}")
+    workers = min(workers or os.cpu_count() or 1, replicates)
+    threads = min(threads or default_threads(workers), max_threads())
+    t0 = time.perf_counter()
+    # in-process runs use ``threads`` throughout; with workers the parent's spin-up uses every core
+    previous = set_threads(threads if workers == 1 else (os.cpu_count() or 1))
+    try:
+        shared = prepare(scenario, seed, end_year, scale)
+        t_prep = time.perf_counter() - t0
+        costs = _unit_costs(shared.params)
+        frames: dict[int, pd.DataFrame] = {}
+        alive_max, alive_start = {}, {}
+        for r, res in _results(shared, replicates, workers, threads, progress):
+            frames[r] = observe.tidy(res, scenario.name, r, DRAW, unit_costs=costs, by_la=by_la,
+                                     la_codes=shared.inputs.la_codes)
+            alive_max[r] = int(res.alive.max()) / scale
+            alive_start[r] = int(res.alive[0]) / scale
+    finally:
+        set_threads(previous)
+    df = pd.concat([frames[r] for r in range(replicates)], ignore_index=True)
+    info = {
+        "scenario": scenario.name, "replicates": replicates, "seed": seed, "end_year": end_year, "scale": scale,
+        "workers": workers, "threads": threads, "by_la": by_la, "params": shared.params,
+        "individuals_alive_max_mean": float(np.mean([alive_max[r] for r in range(replicates)])),
+        "individuals_alive_2015_mean": float(np.mean([alive_start[r] for r in range(replicates)])),
+        "prepare_seconds": t_prep, "wall_seconds": time.perf_counter() - t0,
+    }
+    return df, info
+
+
+def _sorted_groups(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows sorted by the summary keys (missing keys kept as their own group) and group sizes."""
+    keys = [k for k in KEYS if k in df.columns]
+    codes = [pd.factorize(df[k], sort=True, use_na_sentinel=False)[0] for k in keys]
+    order = np.lexsort(codes[::-1]) if codes else np.arange(len(df))
+    sdf = df.iloc[order].reset_index(drop=True)
+    key_codes = np.stack([c[order] for c in codes], axis=1) if codes else np.zeros((len(df), 0))
+    starts = np.flatnonzero(np.r_[True, np.any(key_codes[1:] != key_codes[:-1], axis=1)]) if len(df) else \
+        np.zeros(0, dtype=np.int64)
+    return sdf, starts
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 5/25/50/75/95% quantiles (numpy, linear) over replicates and draws, per measure cell."""
+    keys = [k for k in KEYS if k in df.columns]
+    sdf, starts = _sorted_groups(df)
+    ends = np.r_[starts[1:], len(sdf)]
+    values = sdf["value"].to_numpy(dtype=float)
+    rows = {k: sdf[k].to_numpy()[starts] for k in keys}
+    sizes = ends - starts
+    out = pd.DataFrame(rows)
+    if len(sizes) and np.all(sizes == sizes[0]):
+        block = values.reshape(len(starts), sizes[0])
+        out["mean"] = block.mean(axis=1)
+        for name, q in QUANTILES.items():
+            out[name] = np.quantile(block, q, axis=1)
+    else:
+        groups = [values[a:b] for a, b in zip(starts, ends)]
+        out["mean"] = [g.mean() for g in groups]
+        for name, q in QUANTILES.items():
+            out[name] = [np.quantile(g, q) for g in groups]
+    out["n"] = sizes
+    return out
