@@ -125,9 +125,9 @@ class Child(mesa.Agent):
             return self.leave("returned_window_ended")
         tab = self.model.tables
         k = select(tab.thr[self.hazard_row()], self.draw(DEC_EVENT))
-        if k >= E.K_SLOTS:
-            return self.tick_clocks()
-        self.apply_event(tab.event_of_slot[self.state][k])
+        self.tick_clocks()  # clocks run on; the event restarts them where its table row says so
+        if k < E.K_SLOTS:
+            self.apply_event(tab.event_of_slot[self.state][k])
 
     def tick_clocks(self) -> None:
         """No event this month: both clocks run on (capped at 255, the width of the engine's byte)."""
@@ -140,7 +140,7 @@ class Child(mesa.Agent):
         self.model.events[E.EVENT_NAMES[ev]] += 1
         if kind == E.TO_LEAVE:
             return self.leave("prev_known" if E.EV_LEAVE[ev] == E.LEAVE_PREV_KNOWN else E.EVENT_NAMES[ev].lower())
-        if kind == E.TO_SAME:  # transferred: a new LA; same placement; clocks not advanced this month (as kernel)
+        if kind == E.TO_SAME:  # transferred: a new LA; same placement and episode
             self.la = select(self.model.tables.la_cum, self.draw(DEC_NEW_LA))
             return
         if kind == E.TO_FIXED:

@@ -158,12 +158,16 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
                     ("other_exit", "care.other_exit.base"),
                     ("transferred", "care.transferred.uasc")):
         lvl(name, m(obs[f"ceased.{g}"]), m(sim[f"ceased.{g}"]))
-    # leaving care at 16-17 against all cessations at 16 and 17; reunification age effects against the
-    # younger age bands (each net of the simulated cessations by other routes)
+    # leaving care at 16-17 against DfE's leaving reasons (independent living, staying put, other_reason, adult
+    # residential) less all cessations at 18+; reunification age effects against cessations by age band (16
+    # and 17 tied), each net of the simulated cessations by other routes.
     c_obs, c_sim, c_left, c_reun = (obs["ceased.by_age"].mean(axis=0), sim["ceased.by_age"].mean(axis=0),
                                     sim["ceased.left_by_age"].mean(axis=0), sim["ceased.reunified_by_age"].mean(axis=0))
-    want = c_obs[4:6].sum() - (c_sim[4:6].sum() - c_left[4:6].sum())
-    lvl("care.left_care.base", max(want, 0.2 * c_left[4:6].sum()), c_left[4:6].sum())
+    left_obs = m(obs["ceased.leaving"]) - c_obs[6]  # DfE leaving reasons before the 18th birthday
+    lvl("care.left_care.base", max(left_obs, 0.2 * c_left[4:6].sum()), c_left[4:6].sum())
+    want = c_obs[4:6].sum() - (c_sim[4:6].sum() - c_reun[4:6].sum())
+    lvl("care.reunified.age.4", max(want, 0.2 * c_reun[4:6].sum()), c_reun[4:6].sum())
+    v["care.reunified.age.5"] = v["care.reunified.age.4"]
     for b in range(4):
         want = c_obs[b] - (c_sim[b] - c_reun[b])
         lvl(f"care.reunified.age.{b}", max(want, 0.2 * c_reun[b]), c_reun[b])
@@ -171,6 +175,8 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     lvl("care.reunified.base", m(obs["ceased.reunified"]), m(sim["ceased.reunified"]))
     trd("care.to_adoption.trend", obs["ceased.adopted"], sim["ceased.adopted"])
     trd("care.transferred.trend", obs["ceased.transferred"], sim["ceased.transferred"])
+    trd("care.sgo_cao.trend", obs["ceased.sgo_cao"], sim["ceased.sgo_cao"])
+    trd("care.other_exit.trend", obs["ceased.other_exit"], sim["ceased.other_exit"])
     # entry: age effects (16 and 17 tied) against non-UASC starts by age band, trend against the total
     obs_age = obs["started.by_age"].mean(axis=0) - sim["started.by_age_uasc"].mean(axis=0)
     sim_age = sim["started.by_age"].mean(axis=0) - sim["started.by_age_uasc"].mean(axis=0)

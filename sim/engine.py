@@ -40,6 +40,12 @@ class YearTables:
     def build(cls, params: Mapping[str, float], first: int, last: int) -> "YearTables":
         return cls(dict(params), {y: compile_tables(params, y) for y in range(first, last + 1)})
 
+    def get(self, year: int) -> HazardTables:
+        """Tables for ``year``, compiled on first use (spin-up years before the run)."""
+        if year not in self.by_year:
+            self.by_year[year] = compile_tables(self.params, year)
+        return self.by_year[year]
+
 
 @dataclass
 class Result:
@@ -150,9 +156,10 @@ class Simulation:
                 rng.STREAM_CARE: care}
 
     def uasc_annual(self, year: int) -> float:
+        """UASC arrivals: published starts x factor in the data years (the first year's before), then the input."""
         obs = self.inputs.uasc_starts
-        if year in obs and year <= self.p["trend.end_year"]:
-            return obs[year] * self.p["arrive.uasc.factor"]
+        if year <= self.p["trend.end_year"]:
+            return obs[min(max(year, min(obs)), max(obs))] * self.p["arrive.uasc.factor"]
         return self.p["arrive.uasc.future_annual"]
 
     def draw_arrivals(self, gen: np.random.Generator, res: Reservoirs, year: int, rates) -> list:
@@ -193,7 +200,7 @@ class Simulation:
 
     # ---- one month ------------------------------------------------------------------------------------
     def step(self, pop: Population, res: Reservoirs, month: int, year: int, ymark: int, gen, rates):
-        tab = self.tables.by_year[year]
+        tab = self.tables.get(year)
         kernel.step_month(*pop.arrays(), pop.n_used, self.seed, month, ymark, tab.thr, tab.event_of_slot,
                           tab.dest_thr, tab.dest_state, tab.short_thr, tab.agency_thr, self.la_cum,
                           int(self.p["returned_home.max_months"]), self.acc_started, self.acc_ceased, self.acc_cm,
@@ -228,18 +235,22 @@ def _ids(month: int, stream: int, n: int) -> np.ndarray:
 
 # ---- spin-up and the 31 March 2015 stock ------------------------------------------------------------------
 def spin_up(params, inputs: ModelInputs, tables: YearTables, seed: int, scale: float) -> tuple[Population, Reservoirs]:
-    """Simulate from an empty population at the first year's rates until ages and durations are stationary."""
-    year = START_YEAR + 1
-    popn = np.round(population_for_year(inputs, year) * scale).astype(np.int64)
+    """Simulate the years before 31 March 2015 from an empty population, so ages, durations and histories
+    of the 2015 stock come from the model itself. The fitted trends run backwards over the last
+    ``spinup.trend_years`` years; earlier years use the rates of the first of those years."""
+    first_rates_year = START_YEAR + 1 - int(params["spinup.trend_years"])
+    popn = np.round(population_for_year(inputs, START_YEAR + 1) * scale).astype(np.int64)
     sim = Simulation(params, inputs, tables, rng.derive_seed(seed, 1), scale)
     pop = Population(int(700_000 * scale) + 1024)
     res = Reservoirs(popn)
     months = int(params["spinup.months"])
-    rates = sim.arrival_rates(year, popn)
     for k in range(months):
         month = k - months  # negative months: distinct random keys from the main run
-        if k % 12 == 0 and k:
-            res.age_year(popn, sim.individuals_by_age(pop))
+        year = max(START_YEAR + 1 - (months - k + 11) // 12, first_rates_year)
+        if k % 12 == 0:
+            if k:
+                res.age_year(popn, sim.individuals_by_age(pop))
+            rates = sim.arrival_rates(year, popn)
         gen = rng.generator(seed, 2, k)
         sim.step(pop, res, month, year, 1 + (k // 12) % 200, gen, rates)
     return pop, res

@@ -157,11 +157,12 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
             c = cid[i]
             r = draw32(seed, c, month, DEC_EVENT)
             k = _sel(thr[row], r)
+            # both clocks run on; an event below restarts them where its table row says so
+            if e < 255:
+                epi[i] = e + 1
+            if plc[i] < 255:
+                plc[i] += 1
             if k >= K:
-                if e < 255:
-                    epi[i] = e + 1
-                if plc[i] < 255:
-                    plc[i] += 1
                 acc_cm[ch, (s * 2 + ((fl >> 4) & 1)) * N_NEED + need] += 1
                 continue
             ev = event_of_slot[s, k]
