@@ -163,8 +163,9 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     # and 17 tied), each net of the simulated cessations by other routes.
     c_obs, c_sim, c_left, c_reun = (obs["ceased.by_age"].mean(axis=0), sim["ceased.by_age"].mean(axis=0),
                                     sim["ceased.left_by_age"].mean(axis=0), sim["ceased.reunified_by_age"].mean(axis=0))
-    left_obs = m(obs["ceased.leaving"]) - c_obs[6]  # DfE leaving reasons before the 18th birthday
-    lvl("care.left_care.base", max(left_obs, 0.2 * c_left[4:6].sum()), c_left[4:6].sum())
+    left_series = obs["ceased.leaving"] - obs["ceased.by_age"][:, 6]  # DfE leaving reasons before 18
+    lvl("care.left_care.base", max(m(left_series), 0.2 * c_left[4:6].sum()), c_left[4:6].sum())
+    trd("care.left_care.trend", left_series, sim["ceased.left_by_age"][:, 4:6].sum(axis=1))
     want = c_obs[4:6].sum() - (c_sim[4:6].sum() - c_reun[4:6].sum())
     lvl("care.reunified.age.4", max(want, 0.2 * c_reun[4:6].sum()), c_reun[4:6].sum())
     v["care.reunified.age.5"] = v["care.reunified.age.4"]
