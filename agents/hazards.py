@@ -57,6 +57,7 @@ def channel_log_hazard(params: Mapping[str, float], ch: str, state: int, year: i
 class HazardTables:
     """Everything the kernel needs for one simulated year, as flat arrays."""
     thr: np.ndarray          # uint32 [N_STATES * rows_per_state, K_SLOTS] cumulative thresholds
+    thr_total: np.ndarray    # uint32 [rows]: the last cumulative threshold (any event), compact for the fast path
     event_of_slot: np.ndarray  # int64 [N_STATES, K_SLOTS]
     dest_thr: np.ndarray     # uint32 [2 (entry, move), N_AGE, N_NEED, 2 (uasc), N_DEST]
     dest_state: np.ndarray   # int64 [N_DEST]
@@ -104,7 +105,7 @@ def compile_tables(params: Mapping[str, float], year: int) -> HazardTables:
     agency[S.FOSTER] = p(params, "provider.foster.agency_share")
     agency[S.RESIDENTIAL_HOME] = p(params, "provider.childrens_home.private_share")
     agency[S.SEMI_INDEPENDENT] = p(params, "provider.semi_independent.private_share")
-    return HazardTables(thr=thr, event_of_slot=E.EVENT_OF_SLOT.copy(), dest_thr=dest_thr,
+    return HazardTables(thr=thr, thr_total=np.ascontiguousarray(thr[:, -1]), event_of_slot=E.EVENT_OF_SLOT.copy(), dest_thr=dest_thr,
                         dest_state=E.DEST_STATES.copy(), short_thr=to_threshold(short),
                         agency_thr=to_threshold(agency), monthly_prob=probs)
 

@@ -148,7 +148,7 @@ def run_cohort(pop: Population, tables: HazardTables, seed: int, months: int, fi
     for t in range(1, months + 1):
         month = first_month + t - 1
         ymark = 1 + max(month - 1, 0) // 12  # DfE-year marker; only the scratch counts read it
-        kernel.step_month(*pop.arrays(), pop.n_used, seed, month, ymark, tables.thr, tables.event_of_slot,
+        kernel.step_month(*pop.arrays(), pop.n_used, seed, month, ymark, tables.thr, tables.thr_total, tables.event_of_slot,
                           tables.dest_thr, tables.dest_state, tables.short_thr, tables.agency_thr, la_cum,
                           int(returned_max), *acc.args())
         out[t] = occupancy(pop, n_start)

@@ -180,19 +180,20 @@ class Simulation:
         return out
 
     def add_arrivals(self, pop: Population, month: int, ymark: int, tab: HazardTables, batches) -> np.ndarray:
+        """Give every arrival of the month a slot (one allocation) and initialise them in one kernel call."""
         counts = np.zeros(N_STREAM, dtype=np.int64)
+        parts = []
         for stream, n_by_age, target in batches:
             n = int(n_by_age.sum())
             counts[stream] = n
-            if n == 0:
-                continue
-            ages = np.repeat(np.arange(N_AGE_Y, dtype=np.int64) * 12, n_by_age)
-            ids = np.array([rng.make_id(month, stream, k) for k in range(n)], dtype=np.uint64) if n < 64 else \
-                _ids(month, stream, n)
-            slots = pop.allocate(n)
-            uasc = np.full(n, 1 if stream == rng.STREAM_UASC else 0, dtype=np.int64)
-            tgt = np.full(n, target, dtype=np.int64)
-            male = self.male_thr_uasc if stream == rng.STREAM_UASC else self.male_thr
+            if n:
+                is_uasc = stream == rng.STREAM_UASC
+                parts.append((_ids(month, stream, n), np.repeat(np.arange(N_AGE_Y, dtype=np.int64) * 12, n_by_age),
+                              np.full(n, target, dtype=np.int64), np.full(n, int(is_uasc), dtype=np.int64),
+                              np.full(n, self.male_thr_uasc if is_uasc else self.male_thr, dtype=np.uint64)))
+        if parts:
+            ids, ages, tgt, uasc, male = (np.concatenate(x) for x in zip(*parts))
+            slots = pop.allocate(ids.size)
             kernel.add_arrivals(slots, ids, ages, tgt, uasc, male, self.need_thr, self.la_cum, *pop.arrays(),
                                 pop.n_used, self.seed, month, ymark, tab.dest_thr, tab.dest_state, tab.short_thr,
                                 tab.agency_thr, self.acc_started, self.acc_ceased, self.acc_cm, self.acc_flow)
@@ -201,7 +202,7 @@ class Simulation:
     # ---- one month ------------------------------------------------------------------------------------
     def step(self, pop: Population, res: Reservoirs, month: int, year: int, ymark: int, gen, rates):
         tab = self.tables.get(year)
-        kernel.step_month(*pop.arrays(), pop.n_used, self.seed, month, ymark, tab.thr, tab.event_of_slot,
+        kernel.step_month(*pop.arrays(), pop.n_used, self.seed, month, ymark, tab.thr, tab.thr_total, tab.event_of_slot,
                           tab.dest_thr, tab.dest_state, tab.short_thr, tab.agency_thr, self.la_cum,
                           int(self.p["returned_home.max_months"]), self.acc_started, self.acc_ceased, self.acc_cm,
                           self.acc_flow, self.acc_prevknown)

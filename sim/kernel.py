@@ -68,6 +68,19 @@ def _sel(thr_row, r):
 
 
 @njit(inline="always", cache=True)
+def _bsearch(cum, r):
+    """First index whose cumulative threshold exceeds the draw (binary search, for long tables such as LAs)."""
+    lo, hi = 0, cum.shape[0] - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if r < cum[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(inline="always", cache=True)
 def _record_cease(i, ch, reason, age7, uasc, ymark, cease_yr, cease_cell, acc_ceased, final):
     """DfE rule: a child counts once in 'ceased', with its last cessation of the year."""
     cell = (reason * N_AGE7 + age7) * 2 + uasc
@@ -121,7 +134,7 @@ def _enter_care(i, ch, seed, cid, month, kind, ab, need, uasc, state, flags, epi
 
 @njit(parallel=True, cache=True)
 def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, cease_cell, n_used,
-               seed, month, ymark, thr, event_of_slot, dest_thr, dest_state, short_thr, agency_thr, la_cum,
+               seed, month, ymark, thr, thr_total, event_of_slot, dest_thr, dest_state, short_thr, agency_thr, la_cum,
                returned_max, acc_started, acc_ceased, acc_cm, acc_flow, acc_prevknown):
     """Advance every live child by one month: age, 18th birthday, one competing-risk draw, the event."""
     chunk = (n_used + NCHUNK - 1) // NCHUNK
@@ -156,15 +169,16 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                    + EPI_BAND[e]) * N_PLC + PLC_BAND[plc[i]]
             c = cid[i]
             r = draw32(seed, c, month, DEC_EVENT)
-            k = _sel(thr[row], r)
             # both clocks run on; an event below restarts them where its table row says so
             if e < 255:
                 epi[i] = e + 1
-            if plc[i] < 255:
-                plc[i] += 1
-            if k >= K:
+            pl = plc[i]
+            if pl < 255:
+                plc[i] = pl + 1
+            if r >= thr_total[row]:  # fast path: no event (compact table of row totals stays in cache)
                 acc_cm[ch, (s * 2 + ((fl >> 4) & 1)) * N_NEED + need] += 1
                 continue
+            k = _sel(thr[row], r)
             ev = event_of_slot[s, k]
             reason = EV_CEASE_REASON[ev]
             if reason >= 0:
@@ -191,7 +205,7 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                             acc_started, acc_ceased, acc_flow, False)
             elif kind == TO_SAME:  # transfer to another LA: cessation there, start here
                 r2 = draw32(seed, c, month, DEC_NEW_LA)
-                la[i] = _sel(la_cum, r2)
+                la[i] = _bsearch(la_cum, r2)
                 _record_start(i, ch, s, ab, uasc, ymark, start_yr, acc_started, True)
                 acc_flow[ch, F_TRANSFER] += 1
             else:
@@ -208,67 +222,86 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
             acc_cm[ch, (s2 * 2 + ((flags[i] >> 4) & 1)) * N_NEED + need] += 1
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def find_free_slots(state, n_used, need, out):
-    """Serial scan for vacant slots (deterministic order); returns how many of ``need`` were found."""
-    m = 0
-    for i in range(n_used):
+    """The lowest ``need`` vacant slots, in increasing order (two parallel passes over fixed chunks);
+    returns how many were found."""
+    chunk = (n_used + NCHUNK - 1) // NCHUNK
+    cnt = np.zeros(NCHUNK + 1, dtype=np.int64)
+    for ch in prange(NCHUNK):
+        lo = ch * chunk
+        hi = min(lo + chunk, n_used)
+        c = 0
+        for i in range(lo, hi):
+            if state[i] == VACANT:
+                c += 1
+        cnt[ch + 1] = c
+    for ch in range(NCHUNK):
+        cnt[ch + 1] += cnt[ch]
+    for ch in prange(NCHUNK):
+        m = cnt[ch]
         if m >= need:
-            break
-        if state[i] == VACANT:
-            out[m] = i
-            m += 1
-    return m
+            continue
+        lo = ch * chunk
+        hi = min(lo + chunk, n_used)
+        for i in range(lo, hi):
+            if m >= need:
+                break
+            if state[i] == VACANT:
+                out[m] = i
+                m += 1
+    return min(cnt[NCHUNK], need)
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, la_cum,
                  state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, cease_cell, n_used,
                  seed, month, ymark, dest_thr, dest_state, short_thr, agency_thr,
                  acc_started, acc_ceased, acc_cm, acc_flow):
     """Initialise arriving children in their slots; ``target`` is AT_HOME, EDGE_OF_CARE or -1 (enter care)."""
     chunk = (n_used + NCHUNK - 1) // NCHUNK
-    n = slots.shape[0]
-    for j in range(n):  # serial: arrivals are few and share chunk accumulators
-        i = slots[j]
-        ch = i // chunk
-        c = ids[j]
-        a = ages_m[j] + (draw32(seed, c, month, DEC_AGE) % np.uint64(12))
-        if a >= MAXAGE:
-            a = MAXAGE - 1
-        age[i] = a
-        cid[i] = c
-        f = 0
-        if draw32(seed, c, month, DEC_SEX) < male_thr:
-            f |= 1
-        need = _sel(need_thr, draw32(seed, c, month, DEC_NEED))
-        if need > 3:
-            need = 3
-        f |= need << NEED_SHIFT
-        u = uasc_flag[j]
-        if u:
-            f |= FLAG_UASC
-        flags[i] = f
-        la[i] = _sel(la_cum, draw32(seed, c, month, DEC_LA))
-        epi[i] = 0
-        plc[i] = 0
-        prev[i] = 0
-        start_yr[i] = 0
-        cease_yr[i] = 0
-        cease_cell[i] = 0
-        t = target[j]
-        ab = AGE_BAND[a]
-        if t < 0:
-            _enter_care(i, ch, seed, c, month, 0, ab, need, u, state, flags, epi, plc, prev, start_yr,
-                        cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr,
-                        acc_started, acc_ceased, acc_flow, True)
-        else:
-            state[i] = t
-            acc_flow[ch, F_CIN_START] += 1
-            if t == EDGE:
-                acc_flow[ch, F_CPP_START] += 1
-        s2 = state[i]
-        acc_cm[ch, (s2 * 2 + ((flags[i] >> 4) & 1)) * N_NEED + need] += 1
+    # slots are increasing, so each chunk's arrivals are one contiguous run: chunks own their accumulators
+    bounds = np.searchsorted(slots, np.arange(NCHUNK + 1) * chunk)
+    for ch in prange(NCHUNK):
+        for j in range(bounds[ch], bounds[ch + 1]):  # attributes of one arriving child from its own draws
+            i = slots[j]
+            c = ids[j]
+            a = ages_m[j] + np.int64(draw32(seed, c, month, DEC_AGE) % np.uint64(12))  # keep integer arithmetic
+            if a >= MAXAGE:
+                a = MAXAGE - 1
+            age[i] = a
+            cid[i] = c
+            f = 0
+            if draw32(seed, c, month, DEC_SEX) < male_thr[j]:
+                f |= 1
+            need = _sel(need_thr, draw32(seed, c, month, DEC_NEED))
+            if need > 3:
+                need = 3
+            f |= need << NEED_SHIFT
+            u = uasc_flag[j]
+            if u:
+                f |= FLAG_UASC
+            flags[i] = f
+            la[i] = _bsearch(la_cum, draw32(seed, c, month, DEC_LA))
+            epi[i] = 0
+            plc[i] = 0
+            prev[i] = 0
+            start_yr[i] = 0
+            cease_yr[i] = 0
+            cease_cell[i] = 0
+            t = target[j]
+            ab = AGE_BAND[a]
+            if t < 0:
+                _enter_care(i, ch, seed, c, month, 0, ab, need, u, state, flags, epi, plc, prev, start_yr,
+                            cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr,
+                            acc_started, acc_ceased, acc_flow, True)
+            else:
+                state[i] = t
+                acc_flow[ch, F_CIN_START] += 1
+                if t == EDGE:
+                    acc_flow[ch, F_CPP_START] += 1
+            s2 = state[i]
+            acc_cm[ch, (s2 * 2 + ((flags[i] >> 4) & 1)) * N_NEED + need] += 1
 
 
 @njit(parallel=True, cache=True)
