@@ -84,6 +84,7 @@ def observed_targets() -> dict:
     sec = {2018: 0.18}  # kinship share of foster placements (secondary_figures.csv)
     t["stock.KINSHIP"] = sec[2018] * old("foster").loc[2018]
     t["cla_31mar"] = dfe.series(cla, "total").reindex(np.arange(2015, 2025)).to_numpy(float)
+    t["stock.res_semi_old"] = old("secure_childrens_homes_semi_independent").loc[2015:2022].to_numpy(float)
     return t
 
 
@@ -135,6 +136,7 @@ def simulated(params, seed: int, scale: float) -> dict:
                "PLACED_WITH_PARENTS", "OTHER_IN_CARE"):
         s[f"stock.{nm}"] = by_state[yi, S.CODE[nm]].mean()
     s["stock.KINSHIP"] = by_state[2018 - 2015, S.KINSHIP]
+    s["stock.res_semi_old"] = by_state[: 2023 - 2015][:, [S.RESIDENTIAL_HOME, S.SEMI_INDEPENDENT]].sum(axis=1)
     s["alive"] = r.alive
     return s
 
@@ -199,6 +201,8 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     for nm in ("KINSHIP", "RESIDENTIAL_HOME", "RESIDENTIAL_OTHER", "PLACED_WITH_PARENTS", "OTHER_IN_CARE",
                "SEMI_INDEPENDENT", "INDEPENDENT_LIVING"):
         lvl(f"dest.{nm}.base", obs[f"stock.{nm}"], sim[f"stock.{nm}"])
+    trd("dest.RESIDENTIAL_HOME.trend", obs["stock.res_semi_old"], sim["stock.res_semi_old"])
+    v["dest.SEMI_INDEPENDENT.trend"] = v["dest.RESIDENTIAL_HOME.trend"]
     # duration shape of reunification against the CLA stock (flows are matched above)
     g = float(np.log(m(obs["cla_31mar"][1:]) / m(sim["cla_31mar"][1:])))
     v["care.reunified.dur_k"] -= damp * g
