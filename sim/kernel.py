@@ -80,6 +80,33 @@ def _bsearch(cum, r):
     return lo
 
 
+GUIDE_BITS = 10
+
+
+@njit(cache=True)
+def _guide_table(cum):
+    """For each of 2**GUIDE_BITS equal slices of the draw range, the first index that can be selected there."""
+    n = 1 << GUIDE_BITS
+    guide = np.empty(n, dtype=np.int64)
+    j = 0
+    for g in range(n):
+        lo = np.uint64(g) << np.uint64(32 - GUIDE_BITS)
+        while j < cum.shape[0] - 1 and cum[j] <= lo:
+            j += 1
+        guide[g] = j
+    return guide
+
+
+@njit(inline="always", cache=True)
+def _guided(cum, guide, r):
+    """Same answer as ``_bsearch`` (first index whose threshold exceeds r), in about one step via the guide."""
+    j = guide[r >> np.uint64(32 - GUIDE_BITS)]
+    last = cum.shape[0] - 1
+    while j < last and r >= cum[j]:
+        j += 1
+    return j
+
+
 @njit(inline="always", cache=True)
 def _record_cease(i, ch, reason, age7, uasc, ymark, cease_yr, cease_cell, acc_ceased, final):
     """DfE rule: a child counts once in 'ceased', with its last cessation of the year."""
@@ -262,6 +289,7 @@ def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, la_c
     chunk = (n_used + NCHUNK - 1) // NCHUNK
     # slots are increasing, so each chunk's arrivals are one contiguous run: chunks own their accumulators
     bounds = np.searchsorted(slots, np.arange(NCHUNK + 1) * chunk)
+    guide = _guide_table(la_cum)
     for ch in prange(NCHUNK):
         for j in range(bounds[ch], bounds[ch + 1]):  # attributes of one arriving child from its own draws
             i = slots[j]
@@ -282,7 +310,7 @@ def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, la_c
             if u:
                 f |= FLAG_UASC
             flags[i] = f
-            la[i] = _bsearch(la_cum, draw32(seed, c, month, DEC_LA))
+            la[i] = _guided(la_cum, guide, draw32(seed, c, month, DEC_LA))
             epi[i] = 0
             plc[i] = 0
             prev[i] = 0
