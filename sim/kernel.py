@@ -165,7 +165,6 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                returned_max, acc_started, acc_ceased, acc_cm, acc_flow, acc_prevknown):
     """Advance every live child by one month: age, 18th birthday, one competing-risk draw, the event."""
     chunk = (n_used + NCHUNK - 1) // NCHUNK
-    rows_per_state = N_AGE * N_NEED * 2 * N_PREV * N_EPI * N_PLC
     for ch in prange(NCHUNK):
         lo = ch * chunk
         hi = min(lo + chunk, n_used)
