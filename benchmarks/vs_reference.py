@@ -1,11 +1,12 @@
 """Benchmark: numba engine vs the Mesa reference model vs plain NumPy on one closed-cohort workload.
 
-Workload: ``--n`` children (default 100,000) from a mixed cohort (``sim.cohort.mixed_arrays``: an illustrative
+Workload: ``--n`` children (default 500,000; the issue asks for at least 100,000, and a larger cohort keeps
+per-month thread start-up from dominating the engine timing) from a mixed cohort (``sim.cohort.mixed_arrays``: an illustrative
 mix of states and ages 0-17), default parameters, tables for 2016, ``--months`` months (default 12), no arrivals.
 Each engine runs in its own subprocess so peak memory (ru_maxrss) is its own. Checks: the Mesa model with the
 engine's seed must give identical occupancy; NumPy (own generator) must agree in distribution at the last month.
 
-Run from the repository root:  python -m benchmarks.vs_reference [--n 100000] [--months 12]
+Run from the repository root:  python -m benchmarks.vs_reference [--n 500000] [--months 12]
 """
 from __future__ import annotations
 
@@ -230,7 +231,7 @@ def report(n: int, months: int, res: dict, mach: dict) -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--n", type=int, default=500_000)
     ap.add_argument("--months", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats for the engine and NumPy")
     ap.add_argument("--engine-env", action="append", default=None,

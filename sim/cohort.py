@@ -148,8 +148,11 @@ def run_cohort(pop: Population, tables: HazardTables, seed: int, months: int, fi
     for t in range(1, months + 1):
         month = first_month + t - 1
         ymark = 1 + max(month - 1, 0) // 12  # DfE-year marker; only the scratch counts read it
-        kernel.step_month(*pop.arrays(), pop.n_used, seed, month, ymark, tables.thr, tables.thr_total, tables.event_of_slot,
-                          tables.dest_thr, tables.dest_state, tables.short_thr, tables.agency_thr, la_cum,
-                          int(returned_max), *acc.args())
-        out[t] = occupancy(pop, n_start)
+        acc.cm[:] = 0
+        kernel.step_month(*pop.arrays(), pop.n_used, seed, month, ymark, tables.thr, tables.thr_total,
+                          tables.event_of_slot, tables.dest_thr, tables.dest_state, tables.short_thr,
+                          tables.agency_thr, la_cum, int(returned_max), *acc.args())
+        # the kernel's child-months of this month are the end-of-month counts by state (no rescan needed)
+        out[t, : S.N_STATES] = acc.cm.sum(axis=0).reshape(S.N_STATES, -1).sum(axis=1)
+        out[t, N_LEFT_COL] = n_start - out[t, : S.N_STATES].sum()
     return out
