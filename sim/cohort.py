@@ -151,7 +151,7 @@ def run_cohort(pop: Population, tables: HazardTables, seed: int, months: int, fi
         acc.cm[:] = 0
         kernel.step_month(*pop.arrays(), pop.n_used, seed, month, ymark, tables.thr, tables.thr_total,
                           tables.event_of_slot, tables.dest_thr, tables.dest_state, tables.short_thr,
-                          tables.agency_thr, la_cum, int(returned_max), *acc.args())
+                          tables.agency_thr, la_cum, int(returned_max), *acc.args(), pop.vac_idx, pop.vac_cnt)
         # the kernel's child-months of this month are the end-of-month counts by state (no rescan needed)
         out[t, : S.N_STATES] = acc.cm.sum(axis=0).reshape(S.N_STATES, -1).sum(axis=1)
         out[t, N_LEFT_COL] = n_start - out[t, : S.N_STATES].sum()

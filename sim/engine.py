@@ -6,6 +6,7 @@ child who becomes known is an individual in ``Population`` (DESIGN §2, who is a
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -181,23 +182,23 @@ class Simulation:
 
     def add_arrivals(self, pop: Population, month: int, ymark: int, tab: HazardTables, batches) -> np.ndarray:
         """Give every arrival of the month a slot (one allocation) and initialise them in one kernel call."""
-        counts = np.zeros(N_STREAM, dtype=np.int64)
-        parts = []
+        counts = np.zeros((N_STREAM, N_AGE_Y), dtype=np.int64)
+        targets = np.zeros(N_STREAM, dtype=np.int64)
         for stream, n_by_age, target in batches:
-            n = int(n_by_age.sum())
-            counts[stream] = n
-            if n:
-                is_uasc = stream == rng.STREAM_UASC
-                parts.append((_ids(month, stream, n), np.repeat(np.arange(N_AGE_Y, dtype=np.int64) * 12, n_by_age),
-                              np.full(n, target, dtype=np.int64), np.full(n, int(is_uasc), dtype=np.int64),
-                              np.full(n, self.male_thr_uasc if is_uasc else self.male_thr, dtype=np.uint64)))
-        if parts:
-            ids, ages, tgt, uasc, male = (np.concatenate(x) for x in zip(*parts))
-            slots = pop.allocate(ids.size)
-            kernel.add_arrivals(slots, ids, ages, tgt, uasc, male, self.need_thr, self.la_cum, *pop.arrays(),
+            counts[stream] = n_by_age
+            targets[stream] = target
+        n = int(counts.sum())
+        if n:
+            uasc = (np.arange(N_STREAM) == rng.STREAM_UASC).astype(np.int64)
+            male = np.where(uasc == 1, self.male_thr_uasc, self.male_thr).astype(np.uint64)
+            ids, ages = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.int64)
+            tgt, ua, ml = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint64)
+            kernel.expand_arrivals(counts, month, targets, uasc, male, rng.MONTH_OFFSET, ids, ages, tgt, ua, ml)
+            slots = pop.allocate(n)
+            kernel.add_arrivals(slots, ids, ages, tgt, ua, ml, self.need_thr, self.la_cum, *pop.arrays(),
                                 pop.n_used, self.seed, month, ymark, tab.dest_thr, tab.dest_state, tab.short_thr,
                                 tab.agency_thr, self.acc_started, self.acc_ceased, self.acc_cm, self.acc_flow)
-        return counts
+        return counts.sum(axis=1)
 
     # ---- one month ------------------------------------------------------------------------------------
     def step(self, pop: Population, res: Reservoirs, month: int, year: int, ymark: int, gen, rates):
@@ -205,7 +206,8 @@ class Simulation:
         kernel.step_month(*pop.arrays(), pop.n_used, self.seed, month, ymark, tab.thr, tab.thr_total, tab.event_of_slot,
                           tab.dest_thr, tab.dest_state, tab.short_thr, tab.agency_thr, self.la_cum,
                           int(self.p["returned_home.max_months"]), self.acc_started, self.acc_ceased, self.acc_cm,
-                          self.acc_flow, self.acc_prevknown)
+                          self.acc_flow, self.acc_prevknown, pop.vac_idx, pop.vac_cnt)
+        pop.vac_fresh = True
         res.roll_month()
         res.close_cases(self.acc_prevknown.sum(axis=0))
         self.acc_prevknown[:] = 0
@@ -383,6 +385,7 @@ def run_replicate(params, inputs: ModelInputs, tables: YearTables, seed: int, se
     checks = 0
     base = sim.conservation(pop, res)
     rates = None
+    t_loop = time.perf_counter()
     for month in range(1, n_months + 1):
         year = START_YEAR + (month + 11) // 12
         yi = year - START_YEAR
@@ -407,4 +410,5 @@ def run_replicate(params, inputs: ModelInputs, tables: YearTables, seed: int, se
             sim.acc_started[:] = 0
             sim.acc_ceased[:] = 0
     return Result(years, stock, la_cla, ret_open, started, ceased, flows, arrivals, cm, alive, scale, checks,
-                  info={"capacity": pop.capacity, "max_alive": int(alive.max())})
+                  info={"capacity": pop.capacity, "max_alive": int(alive.max()),
+                        "loop_seconds": time.perf_counter() - t_loop})

@@ -58,6 +58,20 @@ FLAG_AGENCY = A.FLAG_AGENCY
 NEED_SHIFT = A.NEED_SHIFT
 
 
+# Row of the hazard table as a sum of pre-multiplied offsets, one lookup per covariate (same layout as
+# agents.hazards.row_index, without its chain of dependent multiplications). Index = the raw byte.
+_S_ROWS = N_AGE * N_NEED * 2 * N_PREV * N_EPI * N_PLC
+_A_ROWS = N_NEED * 2 * N_PREV * N_EPI * N_PLC
+_N_ROWS = 2 * N_PREV * N_EPI * N_PLC
+_U_ROWS = N_PREV * N_EPI * N_PLC
+_BYTE = np.arange(256)
+OFF_AGE = (A.AGE_BAND_OF_MONTH.astype(np.int64) * _A_ROWS)
+OFF_FLAGS = ((_BYTE >> NEED_SHIFT) & 3) * _N_ROWS + ((_BYTE & FLAG_UASC) > 0) * _U_ROWS
+OFF_PREV = (_BYTE > 0) * (N_EPI * N_PLC)
+OFF_EPI = A.EPI_BAND_OF_MONTH.astype(np.int64) * N_PLC
+OFF_PLC = A.PLC_BAND_OF_MONTH.astype(np.int64)
+
+
 @njit(inline="always", cache=True)
 def _sel(thr_row, r):
     """First slot whose cumulative threshold exceeds the draw; K if none (no event)."""
@@ -162,15 +176,19 @@ def _enter_care(i, ch, seed, cid, month, kind, ab, need, uasc, state, flags, epi
 @njit(parallel=True, cache=True)
 def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, cease_cell, n_used,
                seed, month, ymark, thr, thr_total, event_of_slot, dest_thr, dest_state, short_thr, agency_thr, la_cum,
-               returned_max, acc_started, acc_ceased, acc_cm, acc_flow, acc_prevknown):
-    """Advance every live child by one month: age, 18th birthday, one competing-risk draw, the event."""
+               returned_max, acc_started, acc_ceased, acc_cm, acc_flow, acc_prevknown, vac_idx, vac_cnt):
+    """Advance every live child by one month: age, 18th birthday, one competing-risk draw, the event.
+    Vacant slots seen or made are listed per chunk (``vac_idx[lo:lo + vac_cnt[ch]]``, increasing) for arrivals."""
     chunk = (n_used + NCHUNK - 1) // NCHUNK
     for ch in prange(NCHUNK):
         lo = ch * chunk
         hi = min(lo + chunk, n_used)
+        nv = 0
         for i in range(lo, hi):
             s = state[i]
             if s == VACANT:
+                vac_idx[lo + nv] = i
+                nv += 1
                 continue
             a = age[i] + 1
             fl = flags[i]
@@ -180,6 +198,8 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                     _record_cease(i, ch, AGED_OUT, 6, uasc, ymark, cease_yr, cease_cell, acc_ceased, False)
                 acc_flow[ch, F_AGE18] += 1
                 state[i] = VACANT
+                vac_idx[lo + nv] = i
+                nv += 1
                 continue
             age[i] = a
             ab = AGE_BAND[a]
@@ -189,16 +209,16 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                 acc_flow[ch, F_TO_PREV_KNOWN] += 1
                 acc_prevknown[ch, a // 12] += 1
                 state[i] = VACANT
+                vac_idx[lo + nv] = i
+                nv += 1
                 continue
-            pv = 1 if prev[i] > 0 else 0
-            row = (((((s * N_AGE + ab) * N_NEED + need) * 2 + uasc) * N_PREV + pv) * N_EPI
-                   + EPI_BAND[e]) * N_PLC + PLC_BAND[plc[i]]
+            pl = plc[i]
+            row = s * _S_ROWS + OFF_AGE[a] + OFF_FLAGS[fl] + OFF_PREV[prev[i]] + OFF_EPI[e] + OFF_PLC[pl]
             c = cid[i]
             r = draw32(seed, c, month, DEC_EVENT)
             # both clocks run on; an event below restarts them where its table row says so
             if e < 255:
                 epi[i] = e + 1
-            pl = plc[i]
             if pl < 255:
                 plc[i] = pl + 1
             if r >= thr_total[row]:  # fast path: no event (compact table of row totals stays in cache)
@@ -218,6 +238,8 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                 else:
                     acc_flow[ch, F_GONE] += 1
                 state[i] = VACANT
+                vac_idx[lo + nv] = i
+                nv += 1
                 continue
             if kind == TO_ENTRY:
                 if not IN_CARE[s] and (s == RETURNED_HOME or s == KINSHIP_ORDER):
@@ -246,6 +268,41 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                     acc_flow[ch, F_CPP_START] += 1
             s2 = state[i]
             acc_cm[ch, (s2 * 2 + ((flags[i] >> 4) & 1)) * N_NEED + need] += 1
+        vac_cnt[ch] = nv
+
+
+@njit(cache=True)
+def take_vacancies(vac_idx, vac_cnt, n_used, need, out):
+    """The lowest ``need`` vacant slots from the lists ``step_month`` made (same order as ``find_free_slots``)."""
+    chunk = (n_used + NCHUNK - 1) // NCHUNK
+    m = 0
+    for ch in range(NCHUNK):
+        lo = ch * chunk
+        for q in range(vac_cnt[ch]):
+            if m >= need:
+                return m
+            out[m] = vac_idx[lo + q]
+            m += 1
+    return m
+
+
+@njit(cache=True)
+def expand_arrivals(counts, month, targets, uasc, male, month_offset, ids, ages, tgt, ua, ml):
+    """Per-arrival arrays from counts [stream, single year of age]: id = (month, stream, k), age in months."""
+    j = 0
+    for st in range(counts.shape[0]):
+        base = (np.uint64(month + month_offset) << np.uint64(40)) | (np.uint64(st) << np.uint64(36))
+        k = 0
+        for a in range(counts.shape[1]):
+            for _ in range(counts[st, a]):
+                ids[j] = base | np.uint64(k)
+                ages[j] = 12 * a
+                tgt[j] = targets[st]
+                ua[j] = uasc[st]
+                ml[j] = male[st]
+                k += 1
+                j += 1
+    return j
 
 
 @njit(parallel=True, cache=True)
