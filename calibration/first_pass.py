@@ -85,6 +85,7 @@ def observed_targets() -> dict:
     t["stock.KINSHIP"] = sec[2018] * old("foster").loc[2018]
     t["cla_31mar"] = dfe.series(cla, "total").reindex(np.arange(2015, 2025)).to_numpy(float)
     t["stock.res_semi_old"] = old("secure_childrens_homes_semi_independent").loc[2015:2022].to_numpy(float)
+    t["stock.under_1"] = dfe.series(cla, "age_group", "under_1").reindex(W).to_numpy(float)
     return t
 
 
@@ -137,6 +138,7 @@ def simulated(params, seed: int, scale: float) -> dict:
         s[f"stock.{nm}"] = by_state[yi, S.CODE[nm]].mean()
     s["stock.KINSHIP"] = by_state[2018 - 2015, S.KINSHIP]
     s["stock.res_semi_old"] = by_state[: 2023 - 2015][:, [S.RESIDENTIAL_HOME, S.SEMI_INDEPENDENT]].sum(axis=1)
+    s["stock.under_1"] = stock[yi][:, list(S.CARE_STATES), 0].sum(axis=(1, 2, 3))
     s["alive"] = r.alive
     return s
 
@@ -201,6 +203,10 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     for nm in ("KINSHIP", "RESIDENTIAL_HOME", "RESIDENTIAL_OTHER", "PLACED_WITH_PARENTS", "OTHER_IN_CARE",
                "SEMI_INDEPENDENT", "INDEPENDENT_LIVING"):
         lvl(f"dest.{nm}.base", obs[f"stock.{nm}"], sim[f"stock.{nm}"])
+    g = float(np.log(m(obs["stock.under_1"]) / max(m(sim["stock.under_1"]), 1.0)))  # newborn share, on the logit
+    q = float(np.clip(v["arrive.age0.newborn_share"], 0.01, 0.99))
+    v["arrive.age0.newborn_share"] = float(1 / (1 + np.exp(-(np.log(q / (1 - q)) + np.clip(2 * damp * g, -1, 1)))))
+    gaps["arrive.age0.newborn_share"] = g
     trd("dest.RESIDENTIAL_HOME.trend", obs["stock.res_semi_old"], sim["stock.res_semi_old"])
     v["dest.SEMI_INDEPENDENT.trend"] = v["dest.RESIDENTIAL_HOME.trend"]
     # duration shape of reunification against the CLA stock (flows are matched above)

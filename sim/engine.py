@@ -127,6 +127,7 @@ class Simulation:
         self.need_thr = to_threshold(np.cumsum(need / need.sum()))
         self.need_thr[-1] = np.uint32(2**32 - 1)
         self.male_thr = _u32(params["arrive.male_share"])
+        self.newborn_thr = _u32(params["arrive.age0.newborn_share"])
         self.male_thr_uasc = _u32(params["arrive.uasc.male_share"])
         self.cin_prof = np.array([params[f"arrive.cin.age.{a}"] for a in range(N_AGE_Y)])
         self.band_of_year = np.array([A.age_band_years(a) for a in range(N_AGE_Y)])
@@ -195,7 +196,8 @@ class Simulation:
             tgt, ua, ml = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint64)
             kernel.expand_arrivals(counts, month, targets, uasc, male, rng.MONTH_OFFSET, ids, ages, tgt, ua, ml)
             slots = pop.allocate(n)
-            kernel.add_arrivals(slots, ids, ages, tgt, ua, ml, self.need_thr, self.la_cum, *pop.arrays(),
+            kernel.add_arrivals(slots, ids, ages, tgt, ua, ml, self.need_thr, self.newborn_thr, self.la_cum,
+                                *pop.arrays(),
                                 pop.n_used, self.seed, month, ymark, tab.dest_thr, tab.dest_state, tab.short_thr,
                                 tab.agency_thr, self.acc_started, self.acc_ceased, self.acc_cm, self.acc_flow)
         return counts.sum(axis=1)

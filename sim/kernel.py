@@ -11,7 +11,8 @@ from numba import njit, prange
 from agents import attributes as A
 from agents import events as E
 from agents import states as S
-from sim.rng import (DEC_DEST, DEC_EVENT, DEC_LA, DEC_NEED, DEC_NEW_LA, DEC_PROVIDER, DEC_SEX, DEC_SHORT, DEC_AGE,
+from sim.rng import (DEC_DEST, DEC_EVENT, DEC_LA, DEC_NEED, DEC_NEW_LA, DEC_NEWBORN, DEC_PROVIDER, DEC_SEX, DEC_SHORT,
+                     DEC_AGE,
                      draw32)
 
 NCHUNK = 64
@@ -337,7 +338,7 @@ def find_free_slots(state, n_used, need, out):
 
 
 @njit(parallel=True, cache=True)
-def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, la_cum,
+def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, newborn_thr, la_cum,
                  state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, cease_cell, n_used,
                  seed, month, ymark, dest_thr, dest_state, short_thr, agency_thr,
                  acc_started, acc_ceased, acc_cm, acc_flow):
@@ -350,7 +351,10 @@ def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, la_c
         for j in range(bounds[ch], bounds[ch + 1]):  # attributes of one arriving child from its own draws
             i = slots[j]
             c = ids[j]
-            a = ages_m[j] + np.int64(draw32(seed, c, month, DEC_AGE) % np.uint64(12))  # keep integer arithmetic
+            if ages_m[j] == 0 and draw32(seed, c, month, DEC_NEWBORN) < newborn_thr:
+                a = 0  # known from birth (pre-birth assessment, newborn removal)
+            else:  # otherwise a month of age uniform within the year of age (integer arithmetic)
+                a = ages_m[j] + np.int64(draw32(seed, c, month, DEC_AGE) % np.uint64(12))
             if a >= MAXAGE:
                 a = MAXAGE - 1
             age[i] = a

@@ -17,7 +17,7 @@ S30, S27, S31, S32 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(32)
 
 # decision ids: one per kind of choice, so draws for different choices are independent
 DEC_EVENT, DEC_DEST, DEC_PROVIDER, DEC_SHORT, DEC_NEW_LA = 0, 1, 2, 3, 4
-DEC_SEX, DEC_NEED, DEC_AGE, DEC_LA = 10, 11, 12, 13
+DEC_SEX, DEC_NEED, DEC_AGE, DEC_LA, DEC_NEWBORN = 10, 11, 12, 13, 14
 
 # arrival streams (part of the child id)
 STREAM_INIT, STREAM_CIN, STREAM_CPP, STREAM_CARE, STREAM_REREFER, STREAM_UASC, STREAM_SPINUP = 0, 1, 2, 3, 4, 5, 6
