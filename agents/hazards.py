@@ -1,7 +1,7 @@
 """Log-linear monthly hazards as data, compiled to cumulative threshold tables (DESIGN §2).
 
 log h = base + state + age band + need band + UASC + previous episodes + duration curve
-        + placement-duration curve + calendar trend.
+        + placement-duration curve + calendar trend (+ a change of slope after a knot year, where given).
 Parameter names are ``{channel}.{effect}``; a missing effect is 0 and ``-inf`` is a structural zero.
 Competing risks: p_k = h_k / H * (1 - exp(-H)). Thresholds are uint32 so the kernel compares a raw 32-bit draw.
 """
@@ -34,6 +34,19 @@ def trend_x(year: int, params: Mapping[str, float]) -> float:
     return (end - ref) + extra
 
 
+def trend_x2(year: int, params: Mapping[str, float]) -> float:
+    """Second calendar covariate, zero until ``trend.knot_year``: years since the knot, damped after the data
+    like ``trend_x`` (a change of slope for channels with a ``.trend2`` effect)."""
+    knot = p(params, "trend.knot_year", np.inf)
+    end = p(params, "trend.end_year", 2024.0)
+    if year <= knot or end <= knot:
+        return 0.0
+    if year <= end:
+        return year - knot
+    phi = p(params, "trend.damping", 0.0)
+    return (end - knot) + sum(phi ** k for k in range(1, int(year - end) + 1))
+
+
 def to_threshold(cum: np.ndarray) -> np.ndarray:
     """Cumulative probabilities -> uint32 thresholds (a draw r < thr[k] selects slot k)."""
     return np.minimum(np.floor(np.clip(cum, 0.0, 1.0) * U32), U32 - 1).astype(np.uint32)
@@ -50,7 +63,7 @@ def channel_log_hazard(params: Mapping[str, float], ch: str, state: int, year: i
     dur = p(params, f"{ch}.dur_k") * np.log1p(A.EPI_REP) + p(params, f"{ch}.dur_first") * (A.EPI_REP == 0)
     g = g + dur[None, None, None, None, :, None]
     g = g + (p(params, f"{ch}.pdur_k") * np.log1p(A.PLC_REP))[None, None, None, None, None, :]
-    return g + p(params, f"{ch}.trend") * trend_x(year, params)
+    return g + p(params, f"{ch}.trend") * trend_x(year, params) + p(params, f"{ch}.trend2") * trend_x2(year, params)
 
 
 @dataclass

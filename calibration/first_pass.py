@@ -7,7 +7,11 @@ identifies it (register column ``identified_by``). Starting from the register va
 until the largest relative gap is below ``tol``. No per-year rates are fitted: the calendar enters only
 through the few trend terms and the exogenous UASC arrivals series. Writes ``calibration/first_pass.csv``.
 
-Run: ``python -m calibration.first_pass [--iterations N] [--scale F]``.
+``fit_until`` (default 2024, the last data year) fits on DfE data up to the year ending 31 March ``fit_until``
+only, for backtests (calibration/backtest.py): the window becomes 2016..fit_until, every series is cut there,
+targets with no data by then fall back as tabled in docs/CALIBRATION.md, and ``trend.end_year`` = fit_until.
+
+Run: ``python -m calibration.first_pass [--iterations N] [--scale F] [--fit-until YEAR]``.
 """
 from __future__ import annotations
 
@@ -27,7 +31,12 @@ from calibration.inputs import build
 from calibration.parameters import base_parameters, load_register, resolve
 from sim.engine import Settings, YearTables, run_replicate, spin_up
 
-W = np.arange(2016, 2025)          # flow years scored
+DATA_END = 2024                     # last year ending 31 March in the data
+MIN_FIT_UNTIL = 2017                # slopes need at least two flow years (2016 is the first)
+CURRENT_FROM = 2020                 # first year of the current placement scheme
+OLD_UNTIL = 2022                    # last year of the old placement scheme
+KINSHIP_YEAR = 2018                 # year of the 18% kinship share of foster (secondary figure)
+W = np.arange(2016, DATA_END + 1)   # flow years scored by the full fit
 MAX_STEP = 0.5                      # largest log change per iteration (stops overshoot into saturation)
 OUT = Path(__file__).with_name("first_pass.csv")
 CR = E.CR
@@ -50,8 +59,21 @@ def _sum_series(name, measure, cats, scheme=None) -> np.ndarray:
     return df[m].groupby("year")["value"].sum()
 
 
-def observed_targets() -> dict:
-    """Window means and slopes of the identifying DfE series."""
+def window(fit_until: int = DATA_END) -> np.ndarray:
+    """Flow years scored by a fit on data up to ``fit_until``."""
+    if not MIN_FIT_UNTIL <= fit_until <= DATA_END:
+        raise ValueError(f"fit_until: {fit_until!r} must be between {MIN_FIT_UNTIL} and {DATA_END}")
+    return np.arange(2016, fit_until + 1)
+
+
+def kinship_year(fit_until: int) -> int:
+    """Year the kinship stock is matched in: 2018, or the origin when that is earlier (no look-ahead)."""
+    return min(KINSHIP_YEAR, fit_until)
+
+
+def observed_targets(fit_until: int = DATA_END) -> dict:
+    """Window means and slopes of the identifying DfE series, using data up to ``fit_until`` only."""
+    W = window(fit_until)
     fl = "national_cla_flows.csv"
     t = {}
     for g, cats in EXIT_GROUPS.items():
@@ -73,24 +95,31 @@ def observed_targets() -> dict:
     cla = "national_cla_31mar.csv"
     old = lambda c: dfe.series(cla, "placement", c, "old")
     cur = lambda c: dfe.series(cla, "placement", c, "current")
-    yrs_old = list(range(2016, 2023))
-    t["stock.RESIDENTIAL_HOME"] = cur("secure_childrens_homes").loc[2020:2023].mean()
-    t["stock.SEMI_INDEPENDENT"] = (old("secure_childrens_homes_semi_independent").loc[2020:2022]
-                                   - cur("secure_childrens_homes").loc[2020:2022]).mean()
+    end_old = min(OLD_UNTIL, fit_until)
+    yrs_old = list(range(2016, end_old + 1))
+    res_semi = old("secure_childrens_homes_semi_independent")
+    if fit_until >= CURRENT_FROM:
+        t["stock.RESIDENTIAL_HOME"] = cur("secure_childrens_homes").loc[2020:min(2023, fit_until)].mean()
+        t["stock.SEMI_INDEPENDENT"] = (res_semi.loc[2020:end_old]
+                                       - cur("secure_childrens_homes").loc[2020:end_old]).mean()
+    else:  # no current-scheme split yet: match the old-scheme sum, keeping the register's ratio of the two
+        t["stock.res_semi_mean"] = res_semi.loc[yrs_old].mean()
     t["stock.INDEPENDENT_LIVING"] = old("other_community").loc[yrs_old].mean()
     t["stock.RESIDENTIAL_OTHER"] = (old("other_residential") + old("residential_schools")).loc[yrs_old].mean()
-    t["stock.PLACED_WITH_PARENTS"] = pd_mean(old("placed_with_parents").loc[yrs_old], cur("placed_with_parents"))
+    t["stock.PLACED_WITH_PARENTS"] = pd_mean(old("placed_with_parents").loc[yrs_old], cur("placed_with_parents"),
+                                             fit_until)
     t["stock.OTHER_IN_CARE"] = old("other_placements").loc[yrs_old].mean()
     sec = {2018: 0.18}  # kinship share of foster placements (secondary_figures.csv)
-    t["stock.KINSHIP"] = sec[2018] * old("foster").loc[2018]
-    t["cla_31mar"] = dfe.series(cla, "total").reindex(np.arange(2015, 2025)).to_numpy(float)
-    t["stock.res_semi_old"] = old("secure_childrens_homes_semi_independent").loc[2015:2022].to_numpy(float)
+    t["stock.KINSHIP"] = sec[KINSHIP_YEAR] * old("foster").loc[kinship_year(fit_until)]
+    t["cla_31mar"] = dfe.series(cla, "total").reindex(np.arange(2015, fit_until + 1)).to_numpy(float)
+    t["stock.res_semi_old"] = res_semi.loc[2015:end_old].to_numpy(float)
     t["stock.under_1"] = dfe.series(cla, "age_group", "under_1").reindex(W).to_numpy(float)
     return t
 
 
-def pd_mean(a, b) -> float:
-    return float(np.mean(np.concatenate([a.to_numpy(float), b.loc[2023:2024].to_numpy(float)])))
+def pd_mean(a, b, fit_until: int = DATA_END) -> float:
+    """Mean of the old-scheme series and the current scheme's years after the old one ends (to ``fit_until``)."""
+    return float(np.mean(np.concatenate([a.to_numpy(float), b.loc[2023:fit_until].to_numpy(float)])))
 
 
 def slope(y: np.ndarray) -> float:
@@ -99,12 +128,13 @@ def slope(y: np.ndarray) -> float:
     return float(np.polyfit(np.arange(y.size), np.log(y), 1)[0])
 
 
-def simulated(params, seed: int, scale: float) -> dict:
-    """The same statistics from one engine run 2015-2024."""
+def simulated(params, seed: int, scale: float, fit_until: int = DATA_END) -> dict:
+    """The same statistics from one engine run 2015-``fit_until``."""
+    W = window(fit_until)
     inp = build()
-    tables = YearTables.build(params, 2016, 2024)
+    tables = YearTables.build(params, 2016, fit_until)
     pool, _ = spin_up(params, inp, tables, seed, scale)
-    r = run_replicate(params, inp, tables, seed, Settings(end_year=2024, scale=scale), pool)
+    r = run_replicate(params, inp, tables, seed, Settings(end_year=fit_until, scale=scale), pool)
     k = 1.0 / scale
     yi = W - 2015
     c = r.ceased[yi] * k  # [year, reason, age7, uasc]
@@ -136,8 +166,10 @@ def simulated(params, seed: int, scale: float) -> dict:
     for nm in ("RESIDENTIAL_HOME", "SEMI_INDEPENDENT", "INDEPENDENT_LIVING", "RESIDENTIAL_OTHER",
                "PLACED_WITH_PARENTS", "OTHER_IN_CARE"):
         s[f"stock.{nm}"] = by_state[yi, S.CODE[nm]].mean()
-    s["stock.KINSHIP"] = by_state[2018 - 2015, S.KINSHIP]
-    s["stock.res_semi_old"] = by_state[: 2023 - 2015][:, [S.RESIDENTIAL_HOME, S.SEMI_INDEPENDENT]].sum(axis=1)
+    s["stock.KINSHIP"] = by_state[kinship_year(fit_until) - 2015, S.KINSHIP]
+    s["stock.res_semi_old"] = by_state[: min(OLD_UNTIL, fit_until) + 1 - 2015][
+        :, [S.RESIDENTIAL_HOME, S.SEMI_INDEPENDENT]].sum(axis=1)
+    s["stock.res_semi_mean"] = s["stock.RESIDENTIAL_HOME"] + s["stock.SEMI_INDEPENDENT"]
     s["stock.under_1"] = stock[yi][:, list(S.CARE_STATES), 0].sum(axis=(1, 2, 3))
     s["alive"] = r.alive
     return s
@@ -176,7 +208,12 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     for b in range(4):
         want = c_obs[b] - (c_sim[b] - c_reun[b])
         lvl(f"care.reunified.age.{b}", max(want, 0.2 * c_reun[b]), c_reun[b])
-    trd("care.reunified.trend", obs["ceased.reunified"], sim["ceased.reunified"])
+    # reunification: one slope to the knot year, a change of slope after it (fitted only with 3+ years after)
+    years = 2016 + np.arange(len(obs["ceased.reunified"]))
+    pre, post = years <= v["trend.knot_year"], years >= v["trend.knot_year"]
+    trd("care.reunified.trend", obs["ceased.reunified"][pre], sim["ceased.reunified"][pre])
+    if post.sum() >= 3:
+        trd("care.reunified.trend2", obs["ceased.reunified"][post], sim["ceased.reunified"][post])
     lvl("care.reunified.base", m(obs["ceased.reunified"]), m(sim["ceased.reunified"]))
     trd("care.to_adoption.trend", obs["ceased.adopted"], sim["ceased.adopted"])
     trd("care.transferred.trend", obs["ceased.transferred"], sim["ceased.transferred"])
@@ -202,7 +239,12 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     lvl("cpp.end.base", m(obs["cpp_31mar"]), m(sim["cpp_31mar"]), sign=-1.0)
     for nm in ("KINSHIP", "RESIDENTIAL_HOME", "RESIDENTIAL_OTHER", "PLACED_WITH_PARENTS", "OTHER_IN_CARE",
                "SEMI_INDEPENDENT", "INDEPENDENT_LIVING"):
-        lvl(f"dest.{nm}.base", obs[f"stock.{nm}"], sim[f"stock.{nm}"])
+        if f"stock.{nm}" in obs:
+            lvl(f"dest.{nm}.base", obs[f"stock.{nm}"], sim[f"stock.{nm}"])
+    if "stock.res_semi_mean" in obs:  # origins before 2020: both weights move together against the old sum
+        before = v["dest.RESIDENTIAL_HOME.base"]
+        lvl("dest.RESIDENTIAL_HOME.base", obs["stock.res_semi_mean"], sim["stock.res_semi_mean"])
+        v["dest.SEMI_INDEPENDENT.base"] += v["dest.RESIDENTIAL_HOME.base"] - before
     g = float(np.log(m(obs["stock.under_1"]) / max(m(sim["stock.under_1"]), 1.0)))  # newborn share, on the logit
     q = float(np.clip(v["arrive.age0.newborn_share"], 0.01, 0.99))
     v["arrive.age0.newborn_share"] = float(1 / (1 + np.exp(-(np.log(q / (1 - q)) + np.clip(2 * damp * g, -1, 1)))))
@@ -222,18 +264,20 @@ def calibrated_names() -> list[str]:
 
 
 def fit(iterations: int = 12, scale: float = 0.5, seed: int = 20150331, damp: float = 0.8, tol: float = 0.01,
-        log=print) -> dict[str, float]:
-    """Iterate the fixed point from register values; returns the calibrated parameter values."""
-    v = base_parameters(use_first_pass=False)
-    obs = observed_targets()
+        log=print, fit_until: int = DATA_END) -> dict[str, float]:
+    """Iterate the fixed point from register values on data up to ``fit_until``; returns the calibrated values.
+
+    Trends stop at the origin (``trend.end_year`` = fit_until), so UASC arrivals after it are the future input."""
+    v = base_parameters({"trend.end_year": fit_until}, use_first_pass=False)
+    obs = observed_targets(fit_until)
     for it in range(iterations):
         t0 = time.time()
-        sim = simulated(resolve(v), seed, scale)
+        sim = simulated(resolve(v), seed, scale, fit_until)
         gaps = update(v, obs, sim, damp)
         worst = max(gaps, key=lambda k: abs(gaps[k]))
         cla = sim["cla_31mar"]
         err = (cla / obs["cla_31mar"] - 1) * 100
-        log(f"iteration {it + 1}: largest gap {worst} {gaps[worst]:+.3f}; CLA % error 2015-2024: "
+        log(f"iteration {it + 1}: largest gap {worst} {gaps[worst]:+.3f}; CLA % error 2015-{fit_until}: "
             + " ".join(f"{e:+.1f}" for e in err) + f"  ({time.time() - t0:.1f}s)")
         if abs(gaps[worst]) < tol:
             break
@@ -255,10 +299,18 @@ def main(argv=None) -> int:
     ap.add_argument("--iterations", type=int, default=12)
     ap.add_argument("--scale", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=20150331)
+    ap.add_argument("--fit-until", type=int, default=DATA_END,
+                    help=f"fit on data up to the year ending 31 March YEAR ({MIN_FIT_UNTIL}-{DATA_END}; default "
+                         f"{DATA_END}); other years write first_pass_<YEAR>.csv, not the shipped file")
     a = ap.parse_args(argv)
-    vals = fit(a.iterations, a.scale, a.seed)
-    write(vals)
-    print(f"wrote {OUT}")
+    try:
+        window(a.fit_until)
+    except ValueError as exc:
+        ap.error(str(exc))
+    vals = fit(a.iterations, a.scale, a.seed, fit_until=a.fit_until)
+    out = OUT if a.fit_until == DATA_END else OUT.with_name(f"first_pass_{a.fit_until}.csv")
+    write(vals, out)
+    print(f"wrote {out}")
     return 0
 
 

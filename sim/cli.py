@@ -1,4 +1,5 @@
-"""Command line: ``caresim run SCENARIO`` runs a scenario's replicates and writes a run folder.
+"""Command line: ``caresim run SCENARIO`` runs a scenario's replicates and writes a run folder;
+``caresim backtest`` fits the first pass up to an origin and scores projections against DfE and a naive comparator.
 
 Every caresim error (bad scenario, parameter, data file or setting) ends with ``caresim: error: <message>``
 on stderr, exit status 2, and no run folder.
@@ -33,7 +34,76 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--by-la", action="store_true", help="also write local-authority measures")
     run.add_argument("--out", help="run folder to create (default: runs/output/<timestamp>-<scenario name>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _backtest_parser(sub)
     return p
+
+
+BACKTEST_DEFAULTS = {"replicates": 20, "scale": 0.25, "fit_iterations": 40, "fit_scale": 0.5}
+
+
+def _backtest_parser(sub) -> None:
+    """The ``caresim backtest`` sub-command."""
+    d = BACKTEST_DEFAULTS
+    bt = sub.add_parser("backtest", help="fit up to an origin, project, score against DfE and a naive comparator",
+                        description="Fit the first pass on DfE data up to the year ending 31 March of each origin "
+                                    "(no look-ahead), project to --to, and write backtest.csv and backtest.png "
+                                    "(caresim and naive rows) to a new folder. Defaults are kept quick "
+                                    f"({d['replicates']} replicates at scale {d['scale']}; fit {d['fit_iterations']} "
+                                    f"iterations at scale {d['fit_scale']}): a run of five origins takes minutes.")
+    which = bt.add_mutually_exclusive_group(required=True)
+    which.add_argument("--fit-until", type=int, help="origin: last year ending 31 March used by the fit (>= 2017)")
+    which.add_argument("--origins", help="origins Y1-Y2 (e.g. 2017-2021): run each, print the pooled score table")
+    bt.add_argument("--to", type=int, required=True, help="last year projected and scored (<= 2024)")
+    bt.add_argument("--replicates", type=int, default=d["replicates"],
+                    help=f"replicates per origin (default {d['replicates']}, kept small to be quick)")
+    bt.add_argument("--scale", type=float, default=d["scale"],
+                    help=f"share of England simulated in the projections (default {d['scale']}, to be quick)")
+    bt.add_argument("--fit-iterations", type=int, default=d["fit_iterations"],
+                    help=f"first-pass iterations per origin (default {d['fit_iterations']})")
+    bt.add_argument("--fit-scale", type=float, default=d["fit_scale"],
+                    help=f"scale of the fitting runs (default {d['fit_scale']})")
+    bt.add_argument("--seed", type=int, default=DEFAULTS["seed"], help=f"run seed (default {DEFAULTS['seed']})")
+    bt.add_argument("--workers", type=int, help="worker processes (default: CPU count; 1 = in-process)")
+    bt.add_argument("--out", help="folder to create (default: runs/output/<timestamp>-backtest)")
+
+
+def origins(args: argparse.Namespace) -> list[int]:
+    """The backtest origins: --fit-until, or the range given as --origins Y1-Y2."""
+    if args.fit_until is not None:
+        return [args.fit_until]
+    try:
+        a, b = (int(x) for x in args.origins.split("-"))
+    except ValueError:
+        raise ValueError(f"--origins: {args.origins!r} is not a range like 2017-2021") from None
+    if b < a:
+        raise ValueError(f"--origins: {args.origins!r} ends before it starts")
+    return list(range(a, b + 1))
+
+
+def backtest(args: argparse.Namespace) -> int:
+    """Check the years and settings first (nothing written on error), run every origin, write, print scores."""
+    from calibration import backtest as bt
+    from sim import output
+    from sim.scenario import run_problem
+
+    years = origins(args)
+    for y in years:
+        bt.check_years(y, args.to)
+    for flag, key, value in (("--replicates", "replicates", args.replicates), ("--scale", "scale", args.scale),
+                             ("--fit-scale", "scale", args.fit_scale),
+                             ("--fit-iterations", "replicates", args.fit_iterations),
+                             ("--seed", "seed", args.seed), ("--workers", "workers", args.workers)):
+        if (why := run_problem(key, value)) is not None:
+            raise ValueError(f"{flag}: {value!r} {why}")
+    out = output.check_out(args.out) if args.out else output.default_out("backtest")
+    log = lambda line: print(line, file=sys.stderr)
+    df = bt.backtests(years, args.to, replicates=args.replicates, seed=args.seed, scale=args.scale,
+                      workers=args.workers, fit_iterations=args.fit_iterations, fit_scale=args.fit_scale, log=log)
+    folder = bt.write(out, df)
+    print(folder)
+    with __import__("pandas").option_context("display.width", 160):
+        print(bt.pooled(df).round(3).to_string(index=False))
+    return 0
 
 
 def settings(args: argparse.Namespace, scenario) -> dict:
@@ -107,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return run(args)
+        if args.command == "backtest":
+            return backtest(args)
     except _errors() as exc:
         print(f"caresim: error: {exc}", file=sys.stderr)
         return 2

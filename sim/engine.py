@@ -308,17 +308,17 @@ def initial_targets(params, inputs: ModelInputs, pool: Population, scale: float)
     ages = np.array([inputs.init_age[k] for k in A.AGE_LABELS5])
     ages = ages / ages.sum() * cla
     uasc = np.array([cla - inputs.init_uasc, inputs.init_uasc])
-    care_seed = seed[CARE] + 1e-6 * (seed[CARE].sum(axis=(1, 2), keepdims=True) > 0) * (seed[CARE] > 0)
-    raked = ipf(care_seed, [(0, by_state[CARE]), (1, ages), (2, uasc)])
+    raked = ipf(seed[CARE], [(0, by_state[CARE]), (1, ages), (2, uasc)])
     out = seed.copy()
     out[CARE] = raked
-    pool_cla = seed[CARE].sum()
-    ratio_cla = cla / max(pool_cla, 1.0)
-    returned_open_share = 0.0
-    for s in (S.RETURNED_HOME, S.KINSHIP_ORDER):
+    ratio_cla = cla / max(seed[CARE].sum(), 1.0)
+    for s in (S.RETURNED_HOME, S.KINSHIP_ORDER):  # not published: scaled with the care stock
         out[s] = seed[s] * ratio_cla
     out[S.EDGE_OF_CARE] = seed[S.EDGE_OF_CARE] / max(seed[S.EDGE_OF_CARE].sum(), 1.0) * inputs.init_cpp
-    at_home = inputs.init_cin - inputs.init_cpp - cla - returned_open_share
+    # DfE's CIN count includes returned-home children whose case is still open: they are not AT_HOME
+    returned = st == S.RETURNED_HOME
+    open_cases = np.count_nonzero(returned & (pool.epi[: pool.n_used][m] < params["returned_home.cin_months"]))
+    at_home = inputs.init_cin - inputs.init_cpp - cla - open_cases * ratio_cla
     out[S.AT_HOME] = seed[S.AT_HOME] / max(seed[S.AT_HOME].sum(), 1.0) * at_home
     return out * scale
 

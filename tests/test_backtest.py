@@ -1,0 +1,102 @@
+"""Backtests (calibration/backtest.py, ``caresim backtest``): well-formed output, no look-ahead, clean failures."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calibration import backtest as bt
+from calibration import first_pass
+from sim import cli, observe
+
+ORIGIN, TO = 2019, 2021
+TINY = dict(replicates=2, scale=0.02, workers=1, fit_iterations=3, fit_scale=0.02, log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def result() -> pd.DataFrame:
+    return bt.backtest(ORIGIN, TO, **TINY)
+
+
+def test_columns_methods_and_horizons(result):
+    assert list(result.columns) == bt.COLUMNS
+    assert set(result["method"]) == {"caresim", "naive"}
+    assert (result["origin"] == ORIGIN).all()
+    for method, g in result.groupby("method"):
+        assert sorted(g["horizon"].unique()) == list(range(1, TO - ORIGIN + 1)), method
+        assert (g["year"] == g["origin"] + g["horizon"]).all()
+        total = g[(g["measure"] == "cla_31mar") & (g["category"] == "total")]
+        assert sorted(total["year"]) == list(range(ORIGIN + 1, TO + 1)), method
+    q = result[bt.QCOLS].to_numpy()
+    assert (np.diff(q, axis=1) >= 0).all(), "quantiles must be ordered"
+    assert np.isfinite(result["abs_pct_error"]).all()
+
+
+def test_placements_use_the_scheme_published_that_year(result):
+    place = result[(result["measure"] == "cla_31mar") & (result["category"] != "total")]
+    assert (place.loc[place["year"] >= 2020, "scheme"] == observe.CURRENT).all()
+    assert (place.loc[place["year"] < 2020, "scheme"] == observe.OLD).all()
+    assert observe.GROUP_2024 not in set(place["category"])
+
+
+def test_naive_bands_are_points(result):
+    n = result[result["method"] == "naive"]
+    for q in bt.QCOLS:
+        assert np.allclose(n[q], n["q50"])
+    assert (n["inside_90"] == np.isclose(n["q50"], n["observed"])).all()
+
+
+def test_naive_uses_no_data_after_the_origin(monkeypatch):
+    real = observe.observed()
+
+    def perturbed(by_la: bool = False) -> pd.DataFrame:
+        d = real.copy()
+        d.loc[d["year"] > ORIGIN, "value"] *= 1.7
+        return d
+
+    before = bt.naive(bt.scored_series(real), ORIGIN, TO)
+    monkeypatch.setattr(observe, "observed", perturbed)
+    after = bt.naive(bt.scored_series(observe.observed()), ORIGIN, TO)
+    assert not before.empty
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_naive_is_three_year_growth_from_the_origin():
+    s = pd.DataFrame({"year": [2015, 2016, 2017, 2018, 2019], "measure": "m", "scheme": "s", "category": "c",
+                      "age_band": "all", "uasc": "all", "la": "ENG", "observed": [1.0, 50.0, 100.0, 110.0, 800.0]})
+    n = bt.naive(s, 2018, 2020)
+    growth = (110.0 / 1.0) ** (1 / 3)
+    assert np.allclose(n["q50"], [110.0 * growth, 110.0 * growth ** 2])
+
+
+def test_fit_targets_stop_at_fit_until():
+    assert list(first_pass.window()) == list(range(2016, 2025))
+    t = first_pass.observed_targets(2018)
+    assert len(t["cla_31mar"]) == len(range(2015, 2019)) and len(t["ceased.adopted"]) == len(range(2016, 2019))
+    assert "stock.RESIDENTIAL_HOME" not in t and "stock.res_semi_mean" in t  # no current scheme before 2020
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--fit-until", "2016", "--to", "2020"], "at least 2017"),
+    (["--fit-until", "2020", "--to", "2020"], "after the origin"),
+    (["--fit-until", "2020", "--to", "2025"], "at most 2024"),
+    (["--origins", "2016-2018", "--to", "2022"], "at least 2017"),
+    (["--origins", "2017-2022", "--to", "2022"], "after the origin"),
+    (["--origins", "2017to2019", "--to", "2022"], "range"),
+])
+def test_bad_years_exit_2_and_write_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "bt"
+    assert cli.main(["backtest", *args, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_writes_csv_and_chart(tmp_path, capsys):
+    out = tmp_path / "bt"
+    rc = cli.main(["backtest", "--fit-until", "2020", "--to", "2021", "--replicates", "2", "--scale", "0.02",
+                   "--fit-iterations", "2", "--fit-scale", "0.02", "--workers", "1", "--out", str(out)])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["backtest.csv", "backtest.png"]
+    df = pd.read_csv(out / "backtest.csv", keep_default_na=False)
+    assert list(df.columns) == bt.COLUMNS and set(df["horizon"]) == {1}
+    assert "coverage_90" in capsys.readouterr().out
