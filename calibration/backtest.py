@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from calibration import first_pass
+from calibration.inputs import uasc_starts
 from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024, OLD, TOTAL
 
 COLUMNS = ["method", "origin", "year", "horizon", "measure", "scheme", "category", "age_band", "uasc", "la",
@@ -85,12 +86,21 @@ def score(pred: pd.DataFrame, series: pd.DataFrame, method: str, origin: int, to
     return m[COLUMNS]
 
 
+def future_uasc(fit_until: int, factor: float) -> float:
+    """UASC arrivals after the origin by the register's rule (mean published UASC starts of the three years to the
+    origin x the fitted factor), from data up to the origin only: no look-ahead."""
+    starts = uasc_starts()
+    return factor * float(np.mean([starts[y] for y in range(fit_until - 2, fit_until + 1)]))
+
+
 def fitted_overrides(fit_until: int, iterations: int, fit_scale: float, log) -> dict[str, float]:
-    """First-pass values fitted up to ``fit_until``, plus the trend end at the origin, as parameter overrides."""
+    """First-pass values fitted up to ``fit_until``, the trend end at the origin and the future UASC arrivals
+    from data up to the origin, as parameter overrides."""
     values = first_pass.fit(iterations, fit_scale, FIT_SEED, fit_until=fit_until, log=log)
     missing = set(first_pass.calibrated_names()) - set(values)
     assert not missing, f"fit left calibrated parameters unset: {sorted(missing)}"
-    return dict(values, **{"trend.end_year": float(fit_until)})
+    return dict(values, **{"trend.end_year": float(fit_until),
+                           "arrive.uasc.future_annual": future_uasc(fit_until, values["arrive.uasc.factor"])})
 
 
 def simulate(overrides: dict, to: int, replicates: int, seed: int, scale: float, workers: int | None):

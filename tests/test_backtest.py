@@ -100,3 +100,15 @@ def test_cli_writes_csv_and_chart(tmp_path, capsys):
     df = pd.read_csv(out / "backtest.csv", keep_default_na=False)
     assert list(df.columns) == bt.COLUMNS and set(df["horizon"]) == {1}
     assert "coverage_90" in capsys.readouterr().out
+
+
+def test_future_uasc_uses_only_data_up_to_the_origin(monkeypatch):
+    """The backtest's UASC arrivals after the origin come from the three years up to it (no look-ahead)."""
+    import calibration.backtest as bt
+    real = bt.uasc_starts()
+    before = bt.future_uasc(2019, 0.8)
+    assert before == pytest.approx(0.8 * np.mean([real[y] for y in (2017, 2018, 2019)]))
+    later = {y: (v * 10 if y > 2019 else v) for y, v in real.items()}
+    monkeypatch.setattr(bt, "uasc_starts", lambda: later)
+    assert bt.future_uasc(2019, 0.8) == before
+    assert bt.future_uasc(2021, 0.8) != pytest.approx(0.8 * np.mean([real[y] for y in (2019, 2020, 2021)]))
