@@ -93,13 +93,18 @@ def future_uasc(fit_until: int, factor: float) -> float:
     return factor * float(np.mean([starts[y] for y in range(fit_until - 2, fit_until + 1)]))
 
 
-def fitted_overrides(fit_until: int, iterations: int, fit_scale: float, log) -> dict[str, float]:
-    """First-pass values fitted up to ``fit_until``, the trend end at the origin and the future UASC arrivals
-    from data up to the origin, as parameter overrides."""
-    values = first_pass.fit(iterations, fit_scale, FIT_SEED, fit_until=fit_until, log=log)
-    missing = set(first_pass.calibrated_names()) - set(values)
+def fitted_overrides(fit_until: int, iterations: int, fit_scale: float, log,
+                     priors: dict[str, float] | None = None) -> dict[str, float]:
+    """First-pass values fitted up to ``fit_until`` (with any prior overrides), the trend end at the origin and
+    the future UASC arrivals from data up to the origin, as parameter overrides."""
+    priors = dict(priors or {})
+    calibrated = set(first_pass.calibrated_names())
+    if bad := sorted(set(priors) & calibrated):
+        raise ValueError(f"--set: {bad} are calibrated parameters; only priors and fixed values can be set")
+    values = first_pass.fit(iterations, fit_scale, FIT_SEED, fit_until=fit_until, log=log, priors=priors)
+    missing = calibrated - set(values)
     assert not missing, f"fit left calibrated parameters unset: {sorted(missing)}"
-    return dict(values, **{"trend.end_year": float(fit_until),
+    return dict(priors, **values, **{"trend.end_year": float(fit_until),
                            "arrive.uasc.future_annual": future_uasc(fit_until, values["arrive.uasc.factor"])})
 
 
@@ -116,13 +121,13 @@ def simulate(overrides: dict, to: int, replicates: int, seed: int, scale: float,
 
 def backtest(fit_until: int, to: int, replicates: int = 20, seed: int = RUN_SEED, scale: float = 0.25,
              workers: int | None = None, fit_iterations: int = 40, fit_scale: float = 0.5,
-             log=print) -> pd.DataFrame:
+             log=print, priors: dict[str, float] | None = None) -> pd.DataFrame:
     """Fit up to ``fit_until``, project to ``to``; caresim and naive rows scored against DfE (no look-ahead)."""
     from sim import observe
 
     check_years(fit_until, to)
     t0 = time.perf_counter()
-    overrides = fitted_overrides(fit_until, fit_iterations, fit_scale, lambda s: log(f"[{fit_until}] {s}"))
+    overrides = fitted_overrides(fit_until, fit_iterations, fit_scale, lambda s: log(f"[{fit_until}] {s}"), priors)
     summary = simulate(overrides, to, replicates, seed, scale, workers)
     series = scored_series(observe.observed())
     out = pd.concat([score(summary, series, "caresim", fit_until, to),

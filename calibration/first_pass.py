@@ -264,11 +264,12 @@ def calibrated_names() -> list[str]:
 
 
 def fit(iterations: int = 12, scale: float = 0.5, seed: int = 20150331, damp: float = 0.8, tol: float = 0.01,
-        log=print, fit_until: int = DATA_END) -> dict[str, float]:
+        log=print, fit_until: int = DATA_END, priors: dict[str, float] | None = None) -> dict[str, float]:
     """Iterate the fixed point from register values on data up to ``fit_until``; returns the calibrated values.
 
-    Trends stop at the origin (``trend.end_year`` = fit_until), so UASC arrivals after it are the future input."""
-    v = base_parameters({"trend.end_year": fit_until}, use_first_pass=False)
+    Trends stop at the origin (``trend.end_year`` = fit_until), so UASC arrivals after it are the future input.
+    ``priors`` overrides non-calibrated register values (sensitivity runs, e.g. another trend rule)."""
+    v = base_parameters(dict(priors or {}, **{"trend.end_year": fit_until}), use_first_pass=False)
     obs = observed_targets(fit_until)
     for it in range(iterations):
         t0 = time.time()

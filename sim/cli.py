@@ -65,6 +65,9 @@ def _backtest_parser(sub) -> None:
     bt.add_argument("--seed", type=int, default=DEFAULTS["seed"], help=f"run seed (default {DEFAULTS['seed']})")
     bt.add_argument("--workers", type=int, help="worker processes (default: CPU count; 1 = in-process)")
     bt.add_argument("--out", help="folder to create (default: runs/output/<timestamp>-backtest)")
+    bt.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a prior or fixed register value in every fit and projection (repeatable), "
+                         "e.g. --set trend.damping=0 to compare trend rules")
 
 
 def origins(args: argparse.Namespace) -> list[int]:
@@ -78,6 +81,23 @@ def origins(args: argparse.Namespace) -> list[int]:
     if b < a:
         raise ValueError(f"--origins: {args.origins!r} ends before it starts")
     return list(range(a, b + 1))
+
+
+def prior_overrides(items: list[str]) -> dict[str, float]:
+    """``--set NAME=VALUE`` pairs, checked against the register (unknown names and bad values are errors)."""
+    from calibration.parameters import base_parameters
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--set: {item!r} is not NAME=NUMBER") from None
+        if not sep:
+            raise ValueError(f"--set: {item!r} is not NAME=NUMBER")
+    base_parameters(out, use_first_pass=False)  # raises ParameterError naming an unknown or out-of-range value
+    return out
 
 
 def backtest(args: argparse.Namespace) -> int:
@@ -95,10 +115,12 @@ def backtest(args: argparse.Namespace) -> int:
                              ("--seed", "seed", args.seed), ("--workers", "workers", args.workers)):
         if (why := run_problem(key, value)) is not None:
             raise ValueError(f"{flag}: {value!r} {why}")
+    priors = prior_overrides(args.set)
     out = output.check_out(args.out) if args.out else output.default_out("backtest")
     log = lambda line: print(line, file=sys.stderr)
     df = bt.backtests(years, args.to, replicates=args.replicates, seed=args.seed, scale=args.scale,
-                      workers=args.workers, fit_iterations=args.fit_iterations, fit_scale=args.fit_scale, log=log)
+                      workers=args.workers, fit_iterations=args.fit_iterations, fit_scale=args.fit_scale, log=log,
+                      priors=priors)
     folder = bt.write(out, df)
     print(folder)
     with __import__("pandas").option_context("display.width", 160):

@@ -112,3 +112,12 @@ def test_future_uasc_uses_only_data_up_to_the_origin(monkeypatch):
     monkeypatch.setattr(bt, "uasc_starts", lambda: later)
     assert bt.future_uasc(2019, 0.8) == before
     assert bt.future_uasc(2021, 0.8) != pytest.approx(0.8 * np.mean([real[y] for y in (2019, 2020, 2021)]))
+
+
+@pytest.mark.parametrize("item, needle", [("trend.damping", "NAME=NUMBER"), ("no.such.param=1", "no.such.param"),
+                                          ("care.reunified.base=-3", "calibrated")])
+def test_backtest_set_rejects_bad_overrides(tmp_path, capsys, item, needle):
+    """--set must name a known, non-calibrated parameter with a number; nothing is written otherwise."""
+    out = tmp_path / "bt"
+    rc = cli.main(["backtest", "--fit-until", "2019", "--to", "2020", "--set", item, "--out", str(out)])
+    assert rc == 2 and needle in capsys.readouterr().err and not out.exists()
