@@ -30,7 +30,6 @@ if str(ROOT) not in sys.path:
 def measure(threads: int, scale: float, months: int, repeat: int) -> dict:
     """Run in this process: warm-up compile, then ``repeat`` timed replicates; best of the repeats."""
     import numba
-    import numpy as np
 
     from calibration.inputs import START_YEAR, build
     from calibration.parameters import base_parameters, resolve

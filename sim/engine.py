@@ -13,7 +13,6 @@ from typing import Mapping
 import numpy as np
 
 from agents import attributes as A
-from agents import events as E
 from agents import states as S
 from agents.hazards import HazardTables, compile_tables, to_threshold, trend_x
 from calibration.inputs import START_YEAR, ModelInputs, population_for_year

@@ -30,8 +30,6 @@ FLOW_NAMES = ("to_prev_known", "gone", "age18", "cpp_started", "care_entries", "
 
 IN_CARE = S.IN_CARE.astype(np.bool_)
 AGE_BAND = A.AGE_BAND_OF_MONTH
-EPI_BAND = A.EPI_BAND_OF_MONTH
-PLC_BAND = A.PLC_BAND_OF_MONTH
 EV_DEST_KIND = E.EV_DEST_KIND
 EV_FIXED_STATE = E.EV_FIXED_STATE
 EV_LEAVE = E.EV_LEAVE
@@ -47,13 +45,12 @@ N_EPI = A.N_EPI
 N_PLC = A.N_PLC
 N_AGE = A.N_AGE
 MAXAGE = A.MAX_AGE_MONTHS
-TO_FIXED, TO_ENTRY, TO_MOVE, TO_SAME, TO_LEAVE = E.TO_FIXED, E.TO_ENTRY, E.TO_MOVE, E.TO_SAME, E.TO_LEAVE
+TO_ENTRY, TO_MOVE, TO_SAME, TO_LEAVE = E.TO_ENTRY, E.TO_MOVE, E.TO_SAME, E.TO_LEAVE
 LEAVE_PREV_KNOWN = E.LEAVE_PREV_KNOWN
 EV_REUNIFIED = E.EV["REUNIFIED"]
 RETURNED_HOME = S.RETURNED_HOME
 KINSHIP_ORDER = S.KINSHIP_ORDER
 EDGE = S.EDGE_OF_CARE
-AT_HOME = S.AT_HOME
 FLAG_UASC = A.FLAG_UASC
 FLAG_AGENCY = A.FLAG_AGENCY
 NEED_SHIFT = A.NEED_SHIFT
@@ -243,7 +240,7 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                 nv += 1
                 continue
             if kind == TO_ENTRY:
-                if not IN_CARE[s] and (s == RETURNED_HOME or s == KINSHIP_ORDER):
+                if s == RETURNED_HOME or s == KINSHIP_ORDER:  # re-entry after care
                     acc_flow[ch, F_REENTRY] += 1
                 _enter_care(i, ch, seed, c, month, 0, ab, need, uasc, state, flags, epi, plc, prev, start_yr,
                             cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr,
