@@ -34,6 +34,18 @@ def trend_x(year: int, params: Mapping[str, float]) -> float:
     return (end - ref) + extra
 
 
+def trend_rule(params: Mapping[str, float]) -> str:
+    """One line saying which status-quo trend rule produced a projection (for manifests and charts)."""
+    end, phi = int(p(params, "trend.end_year", 2024)), p(params, "trend.damping", 0.0)
+    if phi == 0:
+        how = f"calendar trends held at their {end} level"
+    elif phi == 1:
+        how = f"calendar trends continued in a straight line after {end}"
+    else:
+        how = f"calendar trends damped after {end} (each year adds {phi:g}^k of a year's trend)"
+    return f"{how} (trend.damping = {phi:g})"
+
+
 def trend_x2(year: int, params: Mapping[str, float]) -> float:
     """Second calendar covariate, zero until ``trend.knot_year``: years since the knot, damped after the data
     like ``trend_x`` (a change of slope for channels with a ``.trend2`` effect)."""

@@ -74,7 +74,8 @@ def _title(summary: pd.DataFrame) -> str:
     return f"Children looked after at 31 March, England - scenario {names}, {n} replicates"
 
 
-def fan_chart(summary_df: pd.DataFrame, observed_df: pd.DataFrame | None, path: str | Path) -> Path:
+def fan_chart(summary_df: pd.DataFrame, observed_df: pd.DataFrame | None, path: str | Path,
+              subtitle: str | None = None) -> Path:
     """Draw the CLA total and placement-group fans with DfE points and save a PNG at ``path``."""
     have = set(summary_df.loc[(summary_df["measure"] == CLA_MEASURE) & (summary_df["scheme"] == PLACEMENT_SCHEME),
                               "category"]) if not summary_df.empty else set()
@@ -91,7 +92,7 @@ def fan_chart(summary_df: pd.DataFrame, observed_df: pd.DataFrame | None, path: 
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.suptitle(_title(summary_df), fontsize=11)
+    fig.suptitle(_title(summary_df) + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
     fig.savefig(path, dpi=DPI, metadata={"Software": None})
     plt.close(fig)

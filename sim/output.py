@@ -22,6 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from agents.hazards import trend_rule
+
 START_YEAR = 2015
 DEFAULT_ROOT = Path("runs") / "output"
 FILES = ("manifest.json", "replicates.parquet", "summary.csv", "fan_chart.png")
@@ -100,6 +102,7 @@ def manifest(scenario, info: Mapping) -> dict:
                      "parameter_overrides": scenario.parameters, "inputs": scenario.inputs},
         "data_sha256": data_hash(),
         "parameters_sha256": parameter_hash(info["params"]),
+        "trend_rule": trend_rule(info["params"]),
         "seed": info["seed"],
         "replicates": info["replicates"],
         "draws": 1,
@@ -180,7 +183,7 @@ def write_run(out: str | Path, scenario, df: pd.DataFrame, summary: pd.DataFrame
     def fill(tmp: Path) -> None:
         write_parquet(df, tmp / "replicates.parquet")
         plain(summary).to_csv(tmp / "summary.csv", index=False, lineterminator="\n")
-        fan_chart(summary, observed, tmp / "fan_chart.png")
+        fan_chart(summary, observed, tmp / "fan_chart.png", subtitle=trend_rule(info["params"]))
         text = json.dumps(manifest(scenario, info), indent=2, sort_keys=False, default=_json_default)
         (tmp / "manifest.json").write_text(text + "\n", encoding="utf-8")
 
