@@ -30,6 +30,7 @@ from calibration import dfe
 from calibration.inputs import build
 from calibration.parameters import base_parameters, load_register, resolve
 from sim.engine import Settings, YearTables, run_replicate, spin_up
+from sim.observe import CEASE_GROUPS
 
 DATA_END = 2024                     # last year ending 31 March in the data
 MIN_FIT_UNTIL = 2017                # slopes need at least two flow years (2016 is the first)
@@ -40,15 +41,10 @@ W = np.arange(2016, DATA_END + 1)   # flow years scored by the full fit
 MAX_STEP = 0.5                      # largest log change per iteration (stops overshoot into saturation)
 OUT = Path(__file__).with_name("first_pass.csv")
 CR = E.CR
-EXIT_GROUPS = {  # DfE ceased_by_reason categories per model cessation group
-    "adopted": ["adopted", "adopted_unopposed", "adopted_consent_dispensed"],
-    "sgo_cao": ["sgo", "sgo_former_foster_carers", "sgo_other_carers", "residence_or_child_arrangement_order"],
-    "reunified": ["returned_home_planned", "returned_home_unplanned", "left_to_live_with_relatives_no_pr"],
-    "leaving": ["independent_living_supported", "independent_living_unsupported", "aged_18_remained_with_carers",
-                "transferred_adult_residential", "other_reason"],
-    "transferred": ["care_taken_by_another_la"],
-    "other_exit": ["sentenced_to_custody", "remand_ended", "age_assessment_18_plus", "moved_abroad", "died"],
-}
+# DfE ceased_by_reason categories per fitted cessation group: the observation model's grouping, renamed
+FIT_GROUP_OF = {"adopted": "adopted", "sgo_cao": "sgo_cao", "reunified": "returned_home",
+                "leaving": "left_care_or_aged_out", "transferred": "care_taken_by_another_la", "other_exit": "other_exit"}
+EXIT_GROUPS = {fit: list(CEASE_GROUPS[group]) for fit, group in FIT_GROUP_OF.items()}
 
 
 def _sum_series(name, measure, cats, scheme=None) -> np.ndarray:

@@ -193,7 +193,7 @@ class Simulation:
             male = np.where(uasc == 1, self.male_thr_uasc, self.male_thr).astype(np.uint64)
             ids, ages = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.int64)
             tgt, ua, ml = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint64)
-            kernel.expand_arrivals(counts, month, targets, uasc, male, rng.MONTH_OFFSET, ids, ages, tgt, ua, ml)
+            kernel.expand_arrivals(counts, month, targets, uasc, male, ids, ages, tgt, ua, ml)
             slots = pop.allocate(n)
             kernel.add_arrivals(slots, ids, ages, tgt, ua, ml, self.need_thr, self.newborn_thr, self.la_cum,
                                 *pop.arrays(),
@@ -233,8 +233,8 @@ class Simulation:
 
 
 def _ids(month: int, stream: int, n: int) -> np.ndarray:
-    base = (np.uint64(month + rng.MONTH_OFFSET) << np.uint64(40)) | (np.uint64(stream) << np.uint64(36))
-    return base | np.arange(n, dtype=np.uint64)
+    """Ids of the first ``n`` arrivals of a stream in a month (the layout lives in ``rng.make_id``)."""
+    return rng.make_id(month, stream, 0) | np.arange(n, dtype=np.uint64)
 
 
 # ---- spin-up and the 31 March 2015 stock ------------------------------------------------------------------

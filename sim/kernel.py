@@ -11,6 +11,7 @@ from numba import njit, prange
 from agents import attributes as A
 from agents import events as E
 from agents import states as S
+from sim.rng import make_id
 from sim.rng import (DEC_DEST, DEC_EVENT, DEC_LA, DEC_NEED, DEC_NEW_LA, DEC_NEWBORN, DEC_PROVIDER, DEC_SEX, DEC_SHORT,
                      DEC_AGE,
                      draw32)
@@ -285,15 +286,14 @@ def take_vacancies(vac_idx, vac_cnt, n_used, need, out):
 
 
 @njit(cache=True)
-def expand_arrivals(counts, month, targets, uasc, male, month_offset, ids, ages, tgt, ua, ml):
+def expand_arrivals(counts, month, targets, uasc, male, ids, ages, tgt, ua, ml):
     """Per-arrival arrays from counts [stream, single year of age]: id = (month, stream, k), age in months."""
     j = 0
     for st in range(counts.shape[0]):
-        base = (np.uint64(month + month_offset) << np.uint64(40)) | (np.uint64(st) << np.uint64(36))
         k = 0
         for a in range(counts.shape[1]):
             for _ in range(counts[st, a]):
-                ids[j] = base | np.uint64(k)
+                ids[j] = make_id(month, st, k)
                 ages[j] = 12 * a
                 tgt[j] = targets[st]
                 ua[j] = uasc[st]
