@@ -1,7 +1,8 @@
 """Log-linear monthly hazards as data, compiled to cumulative threshold tables (DESIGN §2).
 
 log h = base + state + age band + need band + UASC + previous episodes + duration curve
-        + placement-duration curve + calendar trend (+ a change of slope after a knot year, where given).
+        + placement-duration curve + calendar trend (+ a change of slope after a knot year, where given)
+        + a random-walk discrepancy after the data (ensemble members only; ``discrepancy``).
 Parameter names are ``{channel}.{effect}``; a missing effect is 0 and ``-inf`` is a structural zero.
 Competing risks: p_k = h_k / H * (1 - exp(-H)). Thresholds are uint32 so the kernel compares a raw 32-bit draw.
 """
@@ -59,6 +60,25 @@ def trend_x2(year: int, params: Mapping[str, float]) -> float:
     return (end - knot) + sum(phi ** k for k in range(1, int(year - end) + 1))
 
 
+DISCREPANCY_GROUPS = ("entry", "exit", "residential")
+DISCREPANCY_CHANNELS = {"cin.enter_care": "entry", "cpp.enter_care": "entry", "care.reunified": "exit",
+                        "care.to_adoption": "exit", "care.sgo_cao": "exit"}
+DISCREPANCY_DEST = {"RESIDENTIAL_HOME": "residential", "SEMI_INDEPENDENT": "residential"}
+
+
+def discrepancy(year: int, params: Mapping[str, float], group: str) -> float:
+    """Log offset of a discrepancy group after the data (DESIGN §2, §4): a random walk from ``trend.end_year``
+    with yearly innovations ``disc.{group}.sd`` x z, z standard normal keyed by (``disc.key``, group, year
+    after the data), so each ensemble member has its own path and the band widens with the horizon."""
+    sd = p(params, f"disc.{group}.sd")
+    end = int(p(params, "trend.end_year", 2024.0))
+    if sd == 0.0 or year <= end:
+        return 0.0
+    key, g = int(p(params, "disc.key")), DISCREPANCY_GROUPS.index(group)
+    z = [np.random.default_rng([key, g, k]).standard_normal() for k in range(1, int(year - end) + 1)]
+    return sd * float(np.sum(z))
+
+
 def to_threshold(cum: np.ndarray) -> np.ndarray:
     """Cumulative probabilities -> uint32 thresholds (a draw r < thr[k] selects slot k)."""
     return np.minimum(np.floor(np.clip(cum, 0.0, 1.0) * U32), U32 - 1).astype(np.uint32)
@@ -75,7 +95,9 @@ def channel_log_hazard(params: Mapping[str, float], ch: str, state: int, year: i
     dur = p(params, f"{ch}.dur_k") * np.log1p(A.EPI_REP) + p(params, f"{ch}.dur_first") * (A.EPI_REP == 0)
     g = g + dur[None, None, None, None, :, None]
     g = g + (p(params, f"{ch}.pdur_k") * np.log1p(A.PLC_REP))[None, None, None, None, None, :]
-    return g + p(params, f"{ch}.trend") * trend_x(year, params) + p(params, f"{ch}.trend2") * trend_x2(year, params)
+    disc = discrepancy(year, params, DISCREPANCY_CHANNELS[ch]) if ch in DISCREPANCY_CHANNELS else 0.0
+    return (g + p(params, f"{ch}.trend") * trend_x(year, params) + p(params, f"{ch}.trend2") * trend_x2(year, params)
+            + disc)
 
 
 @dataclass
@@ -111,7 +133,8 @@ def compile_tables(params: Mapping[str, float], year: int) -> HazardTables:
     x = trend_x(year, params)
     for j, s in enumerate(E.DEST_STATES):
         nm = S.NAMES[s]
-        lw = (p(params, f"dest.{nm}.base", -np.inf) + p(params, f"dest.{nm}.trend") * x
+        disc = discrepancy(year, params, DISCREPANCY_DEST[nm]) if nm in DISCREPANCY_DEST else 0.0
+        lw = (p(params, f"dest.{nm}.base", -np.inf) + p(params, f"dest.{nm}.trend") * x + disc
               + np.array([0.0, p(params, f"dest.{nm}.move")])[:, None, None, None]
               + np.array([p(params, f"dest.{nm}.age.{a}") for a in range(A.N_AGE)])[None, :, None, None]
               + np.array([p(params, f"dest.{nm}.need.{n}") for n in range(A.N_NEED)])[None, None, :, None]

@@ -1,9 +1,10 @@
 """Backtests of the first-pass model against a naive comparator (DESIGN §4; issue 3, "backtest").
 
-From an origin Y1 (``fit_until``) the first pass is fitted on DfE data up to the year ending 31 March Y1 only
-(trends stop at Y1 and are damped after it, as after 2024 in the status quo), the engine is run from 2015 to
-Y2 (``to``) with the fitted values as parameter overrides, and years Y1+1..Y2 are scored against DfE: CLA
-total, CLA by placement (current scheme from 2020, old scheme before), starts and ceased totals.
+From an origin Y1 (``fit_until``) the model is calibrated on DfE data up to the year ending 31 March Y1 only
+(trends stop at Y1 and follow the trend rule after it, as after 2024 in the status quo): the point fit and a
+parameter ensemble (calibration/ensemble.py; ``members`` = 0 gives the point fit alone, process noise only).
+The engine runs from 2015 to Y2 (``to``), one replicate per member, and years Y1+1..Y2 are scored against
+DfE: CLA total, CLA by placement (current scheme from 2020, old scheme before), starts and ceased totals.
 
 The naive comparator projects each series from its own data up to the origin: the count at Y1 times the
 average annual growth of the three years to Y1, ``(x_Y1 / x_{Y1-3}) ** (1/3)``, per year of horizon (a series
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from calibration import first_pass
+from calibration.parameters import load_register
 from calibration.inputs import uasc_starts
 from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024, OLD, TOTAL
 
@@ -119,16 +121,56 @@ def simulate(overrides: dict, to: int, replicates: int, seed: int, scale: float,
     return runner.summarise(df)
 
 
+def origin_ensemble(fit_until: int, members: int, fit_iterations: int, fit_scale: float, member_scale: float,
+                    member_iterations: int, log, priors: dict[str, float] | None = None) -> pd.DataFrame:
+    """A parameter ensemble fitted on data up to ``fit_until`` (cold start: no values fitted on later data), with
+    each member's future UASC arrivals rescaled to the rule applied at the origin (no look-ahead)."""
+    from calibration import ensemble as ens
+
+    table, _ = ens.build(members, fit_until, FIT_SEED, fit_iterations, fit_scale, member_scale, member_iterations,
+                         start=None, log=log)
+    for k, v in (priors or {}).items():
+        table[k] = float(v)
+    reg_future = load_register()["arrive.uasc.future_annual"]["value"]
+    rule = np.array([future_uasc(fit_until, f) for f in table["arrive.uasc.factor"]])
+    table["arrive.uasc.future_annual"] = table["arrive.uasc.future_annual"] / reg_future * rule
+    return table
+
+
+def simulate_ensemble(table: pd.DataFrame, to: int, seed: int, scale: float, workers: int | None):
+    """Quantile summary of one replicate per member, 2015..``to`` (parameter and process uncertainty)."""
+    from calibration.ensemble import CENTRAL
+    from sim import runner
+    from sim.scenario import Scenario
+
+    sc = Scenario(name="backtest", path="<backtest>", sha256="", parameters={})
+    n = int((table["member"] != CENTRAL).sum())
+    df, _ = runner.run_scenario(sc, n, seed, to, scale, workers=workers, progress=False, ensemble=table,
+                                uncertainty="both")
+    return runner.summarise(df)
+
+
 def backtest(fit_until: int, to: int, replicates: int = 20, seed: int = RUN_SEED, scale: float = 0.25,
              workers: int | None = None, fit_iterations: int = 40, fit_scale: float = 0.5,
-             log=print, priors: dict[str, float] | None = None) -> pd.DataFrame:
-    """Fit up to ``fit_until``, project to ``to``; caresim and naive rows scored against DfE (no look-ahead)."""
+             log=print, priors: dict[str, float] | None = None, members: int = 0, member_scale: float = 0.2,
+             member_iterations: int = 2) -> pd.DataFrame:
+    """Fit up to ``fit_until``, project to ``to``; caresim and naive rows scored against DfE (no look-ahead).
+    With ``members`` > 0 the projection is the ensemble's (one replicate per member; ``replicates`` unused)."""
     from sim import observe
 
     check_years(fit_until, to)
     t0 = time.perf_counter()
-    overrides = fitted_overrides(fit_until, fit_iterations, fit_scale, lambda s: log(f"[{fit_until}] {s}"), priors)
-    summary = simulate(overrides, to, replicates, seed, scale, workers)
+    say = lambda s: log(f"[{fit_until}] {s}")
+    if members > 0:
+        calibrated = set(first_pass.calibrated_names())
+        if bad := sorted(set(priors or {}) & calibrated):
+            raise ValueError(f"--set: {bad} are calibrated parameters; only priors and fixed values can be set")
+        table = origin_ensemble(fit_until, members, fit_iterations, fit_scale, member_scale, member_iterations,
+                                say, priors)
+        summary = simulate_ensemble(table, to, seed, scale, workers)
+    else:
+        overrides = fitted_overrides(fit_until, fit_iterations, fit_scale, say, priors)
+        summary = simulate(overrides, to, replicates, seed, scale, workers)
     series = scored_series(observe.observed())
     out = pd.concat([score(summary, series, "caresim", fit_until, to),
                      score(naive(series, fit_until, to), series, "naive", fit_until, to)], ignore_index=True)

@@ -113,6 +113,13 @@ def observed_targets(fit_until: int = DATA_END) -> dict:
     return t
 
 
+def synthetic_targets(sim: dict, fit_until: int = DATA_END) -> dict:
+    """Targets with the keys of ``observed_targets`` taken from one engine run (``simulated``): data with known
+    parameters, for the parameter-recovery test. Window means replace the DfE-specific windows."""
+    keys = observed_targets(fit_until).keys()
+    return {k: np.array(sim[k], dtype=float) if np.ndim(sim[k]) else float(sim[k]) for k in keys}
+
+
 def pd_mean(a, b, fit_until: int = DATA_END) -> float:
     """Mean of the old-scheme series and the current scheme's years after the old one ends (to ``fit_until``)."""
     return float(np.mean(np.concatenate([a.to_numpy(float), b.loc[2023:fit_until].to_numpy(float)])))
@@ -211,7 +218,9 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     if post.sum() >= 3:
         trd("care.reunified.trend2", obs["ceased.reunified"][post], sim["ceased.reunified"][post])
     lvl("care.reunified.base", m(obs["ceased.reunified"]), m(sim["ceased.reunified"]))
-    trd("care.to_adoption.trend", obs["ceased.adopted"], sim["ceased.adopted"])
+    trd("care.to_adoption.trend", obs["ceased.adopted"][pre], sim["ceased.adopted"][pre])
+    if post.sum() >= 3:
+        trd("care.to_adoption.trend2", obs["ceased.adopted"][post], sim["ceased.adopted"][post])
     trd("care.transferred.trend", obs["ceased.transferred"], sim["ceased.transferred"])
     trd("care.sgo_cao.trend", obs["ceased.sgo_cao"], sim["ceased.sgo_cao"])
     trd("care.other_exit.trend", obs["ceased.other_exit"], sim["ceased.other_exit"])
@@ -231,6 +240,9 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     # CIN / CPP layer
     at_obs = m(obs["cin_31mar"]) - (m(sim["cin_31mar"]) - m(sim["at_home"]))
     lvl("cin.close.base", at_obs, m(sim["at_home"]), sign=-1.0)
+    g = slope(obs["cin_31mar"]) - slope(sim["cin_31mar"])  # closure trend: against the CIN slope (sign: more
+    v["cin.close.trend"] -= damp * g * m(sim["cin_31mar"]) / max(m(sim["at_home"]), 1.0)  # closures, fewer CIN)
+    gaps["cin.close.trend"] = g
     lvl("cpp.level", m(obs["cpp_started"]), m(sim["cpp_started"]))
     lvl("cpp.end.base", m(obs["cpp_31mar"]), m(sim["cpp_31mar"]), sign=-1.0)
     for nm in ("KINSHIP", "RESIDENTIAL_HOME", "RESIDENTIAL_OTHER", "PLACED_WITH_PARENTS", "OTHER_IN_CARE",
@@ -260,13 +272,16 @@ def calibrated_names() -> list[str]:
 
 
 def fit(iterations: int = 12, scale: float = 0.5, seed: int = 20150331, damp: float = 0.8, tol: float = 0.01,
-        log=print, fit_until: int = DATA_END, priors: dict[str, float] | None = None) -> dict[str, float]:
+        log=print, fit_until: int = DATA_END, priors: dict[str, float] | None = None,
+        start: dict[str, float] | None = None, obs: dict | None = None) -> dict[str, float]:
     """Iterate the fixed point from register values on data up to ``fit_until``; returns the calibrated values.
 
     Trends stop at the origin (``trend.end_year`` = fit_until), so UASC arrivals after it are the future input.
-    ``priors`` overrides non-calibrated register values (sensitivity runs, e.g. another trend rule)."""
-    v = base_parameters(dict(priors or {}, **{"trend.end_year": fit_until}), use_first_pass=False)
-    obs = observed_targets(fit_until)
+    ``priors`` overrides non-calibrated register values (sensitivity runs, e.g. another trend rule); ``start``
+    gives starting values of calibrated parameters (a warm start, e.g. from the shipped fit); ``obs`` replaces
+    the DfE targets (synthetic data, for the parameter-recovery test)."""
+    v = base_parameters(dict(start or {}, **(priors or {}), **{"trend.end_year": fit_until}), use_first_pass=False)
+    obs = observed_targets(fit_until) if obs is None else obs
     for it in range(iterations):
         t0 = time.time()
         sim = simulated(resolve(v), seed, scale, fit_until)

@@ -1,5 +1,6 @@
 """Command line: ``caresim run SCENARIO`` runs a scenario's replicates and writes a run folder;
-``caresim backtest`` fits the first pass up to an origin and scores projections against DfE and a naive comparator.
+``caresim backtest`` fits up to an origin and scores projections against DfE and a naive comparator;
+``caresim calibrate`` fits, draws the parameter ensemble, checks it with the engine and writes its report.
 
 Every caresim error (bad scenario, parameter, data file or setting) ends with ``caresim: error: <message>``
 on stderr, exit status 2, and no run folder.
@@ -34,11 +35,69 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--by-la", action="store_true", help="also write local-authority measures")
     run.add_argument("--out", help="run folder to create (default: runs/output/<timestamp>-<scenario name>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--ensemble", help="parameter ensemble (Parquet from caresim calibrate; default: the shipped "
+                                        "calibration/ensemble.parquet, or the first-pass point fit if none is shipped)")
+    run.add_argument("--uncertainty", choices=("process", "parameter", "both"), default="both",
+                     help="process: the ensemble's central set, own random numbers per replicate; parameter: "
+                          "ensemble members in turn, random numbers held fixed; both (default): members in turn, "
+                          "own random numbers")
     _backtest_parser(sub)
+    _calibrate_parser(sub)
     return p
 
 
-BACKTEST_DEFAULTS = {"replicates": 20, "scale": 0.25, "fit_iterations": 40, "fit_scale": 0.5}
+def _calibrate_parser(sub) -> None:
+    """The ``caresim calibrate`` sub-command."""
+    from calibration.calibrate import CalibrateSettings
+    d = CalibrateSettings()
+    cal = sub.add_parser("calibrate", help="fit to DfE data, draw a parameter ensemble, check and report it",
+                         description="Fit the model to DfE statistics up to --fit-until, draw a parameter ensemble "
+                                     "(parametric bootstrap x labelled priors, refitted on the engine), run it "
+                                     "through the engine and write ensemble.parquet, ensemble.json, check/ and "
+                                     "report.html to a new folder.")
+    cal.add_argument("--fit-until", type=int, default=d.fit_until,
+                     help=f"last year ending 31 March used (2017-{d.fit_until}; default {d.fit_until})")
+    cal.add_argument("--members", type=int, default=d.members, help=f"parameter sets (default {d.members})")
+    cal.add_argument("--fit-iterations", type=int, default=d.fit_iterations,
+                     help=f"fixed-point iterations of the point fit (default {d.fit_iterations})")
+    cal.add_argument("--member-iterations", type=int, default=d.member_iterations,
+                     help=f"Gauss-Newton steps per member (default {d.member_iterations})")
+    cal.add_argument("--member-scale", type=float, default=d.member_scale,
+                     help=f"share of England simulated per member refit (default {d.member_scale})")
+    cal.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
+    cal.add_argument("--cold-start", action="store_true", help="start the point fit from the register values, "
+                                                               "not the shipped first pass")
+    cal.add_argument("--out", help="folder to create (default: runs/output/<timestamp>-calibration)")
+    cal.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    """Check the settings (nothing written on error), then fit, draw, check and report."""
+    from calibration import calibrate as cal
+    from calibration import first_pass
+    from sim import output
+    from sim.scenario import run_problem
+
+    first_pass.window(args.fit_until)
+    for flag, key, value in (("--members", "replicates", args.members), ("--seed", "seed", args.seed),
+                             ("--fit-iterations", "replicates", args.fit_iterations),
+                             ("--member-scale", "scale", args.member_scale)):
+        if (why := run_problem(key, value)) is not None:
+            raise ValueError(f"{flag}: {value!r} {why}")
+    if args.member_iterations < 1:
+        raise ValueError(f"--member-iterations: {args.member_iterations!r} must be at least 1")
+    s = cal.CalibrateSettings(fit_until=args.fit_until, members=args.members, seed=args.seed,
+                              fit_iterations=args.fit_iterations, member_iterations=args.member_iterations,
+                              member_scale=args.member_scale, warm_start=not args.cold_start)
+    out = output.check_out(args.out) if args.out else output.default_out("calibration")
+    log = lambda line: print(line, file=sys.stderr)
+    folder = cal.calibrate(out, s, log=log, progress=not args.quiet)
+    print(folder)
+    return 0
+
+
+BACKTEST_DEFAULTS = {"replicates": 20, "scale": 0.25, "fit_iterations": 40, "fit_scale": 0.25, "members": 50,
+                     "member_scale": 0.2, "member_iterations": 2}
 
 
 def _backtest_parser(sub) -> None:
@@ -54,8 +113,15 @@ def _backtest_parser(sub) -> None:
     which.add_argument("--fit-until", type=int, help="origin: last year ending 31 March used by the fit (>= 2017)")
     which.add_argument("--origins", help="origins Y1-Y2 (e.g. 2017-2021): run each, print the pooled score table")
     bt.add_argument("--to", type=int, required=True, help="last year projected and scored (<= 2024)")
+    bt.add_argument("--members", type=int, default=d["members"],
+                    help=f"ensemble members fitted per origin, one replicate each (default {d['members']}); 0 = the "
+                         "point fit alone with --replicates replicates (process noise only)")
+    bt.add_argument("--member-scale", type=float, default=d["member_scale"],
+                    help=f"share of England simulated per member refit (default {d['member_scale']})")
+    bt.add_argument("--member-iterations", type=int, default=d["member_iterations"],
+                    help=f"Gauss-Newton steps per member (default {d['member_iterations']})")
     bt.add_argument("--replicates", type=int, default=d["replicates"],
-                    help=f"replicates per origin (default {d['replicates']}, kept small to be quick)")
+                    help=f"replicates per origin with --members 0 (default {d['replicates']})")
     bt.add_argument("--scale", type=float, default=d["scale"],
                     help=f"share of England simulated in the projections (default {d['scale']}, to be quick)")
     bt.add_argument("--fit-iterations", type=int, default=d["fit_iterations"],
@@ -112,15 +178,20 @@ def backtest(args: argparse.Namespace) -> int:
     for flag, key, value in (("--replicates", "replicates", args.replicates), ("--scale", "scale", args.scale),
                              ("--fit-scale", "scale", args.fit_scale),
                              ("--fit-iterations", "replicates", args.fit_iterations),
-                             ("--seed", "seed", args.seed), ("--workers", "workers", args.workers)):
+                             ("--seed", "seed", args.seed), ("--workers", "workers", args.workers),
+                             ("--member-scale", "scale", args.member_scale)):
         if (why := run_problem(key, value)) is not None:
             raise ValueError(f"{flag}: {value!r} {why}")
+    if args.members < 0 or args.member_iterations < 1:
+        raise ValueError(f"--members: {args.members!r} must be >= 0 and --member-iterations "
+                         f"{args.member_iterations!r} >= 1")
     priors = prior_overrides(args.set)
     out = output.check_out(args.out) if args.out else output.default_out("backtest")
     log = lambda line: print(line, file=sys.stderr)
     df = bt.backtests(years, args.to, replicates=args.replicates, seed=args.seed, scale=args.scale,
                       workers=args.workers, fit_iterations=args.fit_iterations, fit_scale=args.fit_scale, log=log,
-                      priors=priors)
+                      priors=priors, members=args.members, member_scale=args.member_scale,
+                      member_iterations=args.member_iterations)
     folder = bt.write(out, df)
     print(folder)
     with __import__("pandas").option_context("display.width", 160):
@@ -163,6 +234,24 @@ def headline(summary) -> str:
     return "children looked after at 31 March, median: " + "; ".join(parts)
 
 
+def _ensemble(path):
+    """The ensemble a run uses: --ensemble, else the shipped one if present, else None (first-pass point fit)."""
+    from calibration import ensemble as ens
+    if path is not None:
+        return ens.load(path)
+    return ens.load(ens.SHIPPED) if ens.SHIPPED.is_file() else None
+
+
+def _ensemble_note(path, table):
+    """Which parameter sets a run used, for its manifest."""
+    from calibration import ensemble as ens
+    if table is None:
+        return {"file": None, "note": "no ensemble: the first-pass point fit (calibration/first_pass.csv)"}
+    f = path if path is not None else ens.SHIPPED
+    return {"file": str(f), "members": int((table["member"] != ens.CENTRAL).sum()),
+            "sha256": __import__("hashlib").sha256(open(f, "rb").read()).hexdigest()}
+
+
 def run(args: argparse.Namespace) -> int:
     """Load, validate, simulate, summarise and write the run folder; prints its path and a headline."""
     from sim import output, runner, scenario as scenario_mod
@@ -171,12 +260,14 @@ def run(args: argparse.Namespace) -> int:
     sc = scenario_mod.load(args.scenario)
     s = settings(args, sc)
     out = output.check_out(args.out) if args.out else output.default_out(sc.name)
+    table = _ensemble(args.ensemble)
     df, info = runner.run_scenario(sc, s["replicates"], s["seed"], s["end_year"], s["scale"], workers=args.workers,
-                                   by_la=args.by_la, progress=not args.quiet, threads=args.threads)
+                                   by_la=args.by_la, progress=not args.quiet, threads=args.threads,
+                                   ensemble=table, uncertainty=args.uncertainty)
     summary = runner.summarise(df)
     from sim import observe
     observed = observe.observed()
-    info = dict(info, wall_seconds=time.perf_counter() - t0)
+    info = dict(info, wall_seconds=time.perf_counter() - t0, ensemble=_ensemble_note(args.ensemble, table))
     folder = output.write_run(out, sc, df, summary, info, observed)
     print(folder)
     print(f"{sc.name}: {headline(summary)} ({s['replicates']} replicates, scale {s['scale']}, "
@@ -201,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         if args.command == "backtest":
             return backtest(args)
+        if args.command == "calibrate":
+            return calibrate(args)
     except _errors() as exc:
         print(f"caresim: error: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ import numpy as np
 
 from agents import attributes as A
 from agents import states as S
-from agents.hazards import HazardTables, compile_tables, to_threshold, trend_x
+from agents.hazards import HazardTables, compile_tables, discrepancy, to_threshold, trend_x
 from calibration.inputs import START_YEAR, ModelInputs, population_for_year
 from sim import kernel, rng
 from sim.population import Population
@@ -151,7 +151,7 @@ class Simulation:
         entry_age = np.array([p.get(f"entry.age.{b}", 0.0) for b in band])
         care_age = np.array([p.get(f"arrive.care.age.{b}", 0.0) for b in band])
         care = p["arrive.care.rate"] * np.exp(p.get("entry.level", 0.0) + entry_age + care_age
-                                              + p.get("entry.trend", 0.0) * x)
+                                              + p.get("entry.trend", 0.0) * x + discrepancy(year, p, "entry"))
         return {rng.STREAM_CIN: p["arrive.cin.rate"] * prof,
                 rng.STREAM_CPP: p["arrive.cpp.rate"] * np.exp(p.get("cpp.level", 0.0)) * prof,
                 rng.STREAM_CARE: care}

@@ -27,7 +27,7 @@ from sim.population import Population
 FIRST_TABLE_YEAR = 2016
 REPLICATE_SEED_OFFSET = 1000
 SPINUP_SEED_KEY = 0
-DRAW = 0  # parameter ensemble draws come later
+UNCERTAINTY = ("process", "parameter", "both")
 KEYS = ["scenario", "year", "measure", "scheme", "category", "age_band", "uasc", "la"]
 QUANTILES = {"q05": 0.05, "q25": 0.25, "q50": 0.50, "q75": 0.75, "q95": 0.95}
 
@@ -41,9 +41,40 @@ class Shared:
     pool: Population
     settings: engine.Settings
     seed: int
+    members: dict[int, dict] | None = None  # ensemble member -> parameters (None: one parameter set)
+    uncertainty: str = "process"
 
 
 _SHARED: Shared | None = None  # set in each worker process by _init_worker
+_MEMBER_CACHE: dict = {}       # the last member's tables and spin-up pool, per process
+
+
+def member_of(shared: Shared, replicate: int) -> int:
+    """The ensemble member a replicate uses (0, the central set, when there is no ensemble or under
+    process uncertainty; otherwise members in turn)."""
+    if not shared.members or shared.uncertainty == "process":
+        return 0
+    ids = sorted(shared.members)
+    return ids[replicate % len(ids)]
+
+
+def engine_seed(shared: Shared, replicate: int) -> int:
+    """Replicate seed: all the same under parameter uncertainty (random numbers held fixed), else per replicate."""
+    return replicate_seed(shared.seed, 0 if shared.uncertainty == "parameter" else replicate)
+
+
+def _member_state(shared: Shared, member: int):
+    """Parameters, year tables and spin-up pool of a member (built once per process and member)."""
+    if member == 0 or not shared.members:
+        return shared.params, shared.tables, shared.pool
+    if _MEMBER_CACHE.get("member") != member:
+        params = shared.members[member]
+        tables = engine.YearTables.build(params, FIRST_TABLE_YEAR, shared.settings.end_year)
+        pool, _ = engine.spin_up(params, shared.inputs, tables, rng.derive_seed(shared.seed, SPINUP_SEED_KEY),
+                                 shared.settings.scale)
+        _MEMBER_CACHE.clear()
+        _MEMBER_CACHE.update(member=member, state=(params, tables, pool))
+    return _MEMBER_CACHE["state"]
 
 
 def replicate_seed(seed: int, replicate: int) -> int:
@@ -70,19 +101,29 @@ def set_threads(threads: int) -> int:
     return previous
 
 
-def prepare(scenario: scenario_mod.Scenario, seed: int, end_year: int, scale: float) -> Shared:
-    """Parameters, inputs, year tables and the spin-up pool, built once per run."""
-    params = resolve(base_parameters(scenario.overrides()))
+def prepare(scenario: scenario_mod.Scenario, seed: int, end_year: int, scale: float,
+            ensemble: pd.DataFrame | None = None, uncertainty: str = "both") -> Shared:
+    """Parameters, inputs, year tables and the central spin-up pool, built once per run. With an ensemble,
+    member parameters are the member's values with the scenario's overrides on top; member 0 is central."""
+    members = None
+    if ensemble is not None:
+        from calibration import ensemble as ens
+        over = scenario.overrides()
+        members = {int(m): resolve({**ens.member_params(ensemble, int(m)), **over}) for m in ensemble["member"]}
+        params = members.pop(ens.CENTRAL)
+    else:
+        params = resolve(base_parameters(scenario.overrides()))
     inputs = model_inputs.build()
     tables = engine.YearTables.build(params, FIRST_TABLE_YEAR, end_year)
     pool, _ = engine.spin_up(params, inputs, tables, rng.derive_seed(seed, SPINUP_SEED_KEY), scale)
-    return Shared(params, inputs, tables, pool, engine.Settings(end_year=end_year, scale=scale), seed)
+    return Shared(params, inputs, tables, pool, engine.Settings(end_year=end_year, scale=scale), seed, members,
+                  uncertainty if members else "process")
 
 
 def _simulate(shared: Shared, replicate: int) -> tuple[int, engine.Result]:
-    """Run one replicate from the shared pool."""
-    res = engine.run_replicate(shared.params, shared.inputs, shared.tables, replicate_seed(shared.seed, replicate),
-                               shared.settings, shared.pool)
+    """Run one replicate: its member's parameters and pool, its seed."""
+    params, tables, pool = _member_state(shared, member_of(shared, replicate))
+    res = engine.run_replicate(params, shared.inputs, tables, engine_seed(shared, replicate), shared.settings, pool)
     return replicate, res
 
 
@@ -140,8 +181,13 @@ def _results(shared: Shared, replicates: int, workers: int, threads: int, progre
 
 def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, seed: int, end_year: int,
                  scale: float, workers: int | None = None, by_la: bool = False, progress: bool = True,
-                 threads: int | None = None) -> tuple[pd.DataFrame, dict]:
-    """Run ``replicates`` replicates of a scenario; returns the tidy rows of all replicates and run info."""
+                 threads: int | None = None, ensemble: pd.DataFrame | None = None,
+                 uncertainty: str = "both") -> tuple[pd.DataFrame, dict]:
+    """Run ``replicates`` replicates of a scenario; returns the tidy rows of all replicates and run info.
+
+    With an ``ensemble`` (calibration/ensemble.py), ``uncertainty`` says what varies between replicates:
+    ``process`` (central set, own random numbers), ``parameter`` (members in turn, random numbers held
+    fixed) or ``both`` (members in turn, own random numbers); the ``draw`` column names the member."""
     from sim import observe  # the observation model is only needed in the parent
 
     if not isinstance(scenario, scenario_mod.Scenario):
@@ -150,19 +196,24 @@ def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, 
                        ("workers", workers), ("threads", threads)):
         if (why := scenario_mod.run_problem(key, value)) is not None:
             raise ValueError(f"{key}: {value!r} {why}")
+    if uncertainty not in UNCERTAINTY:
+        raise ValueError(f"uncertainty: {uncertainty!r} is not one of {', '.join(UNCERTAINTY)}")
     workers = min(workers or os.cpu_count() or 1, replicates)
     threads = min(threads or default_threads(workers), max_threads())
     t0 = time.perf_counter()
     # in-process runs use ``threads`` throughout; with workers the parent's spin-up uses every core
     previous = set_threads(threads if workers == 1 else (os.cpu_count() or 1))
     try:
-        shared = prepare(scenario, seed, end_year, scale)
+        shared = prepare(scenario, seed, end_year, scale, ensemble, uncertainty)
         t_prep = time.perf_counter() - t0
-        costs = _unit_costs(shared.params)
+        costs = {0: _unit_costs(shared.params)}
         frames: dict[int, pd.DataFrame] = {}
         alive_max, alive_start = {}, {}
         for r, res in _results(shared, replicates, workers, threads, progress):
-            frames[r] = observe.tidy(res, scenario.name, r, DRAW, unit_costs=costs, by_la=by_la,
+            m = member_of(shared, r)
+            if m not in costs:  # unit costs are priors too: each member prices its own child-months
+                costs[m] = _unit_costs(shared.members[m])
+            frames[r] = observe.tidy(res, scenario.name, r, m, unit_costs=costs[m], by_la=by_la,
                                      la_codes=shared.inputs.la_codes)
             alive_max[r] = int(res.alive.max()) / scale
             alive_start[r] = int(res.alive[0]) / scale
@@ -172,6 +223,8 @@ def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, 
     info = {
         "scenario": scenario.name, "replicates": replicates, "seed": seed, "end_year": end_year, "scale": scale,
         "workers": workers, "threads": threads, "by_la": by_la, "params": shared.params,
+        "uncertainty": shared.uncertainty, "members": len(shared.members or {}),
+        "draws": len({member_of(shared, r) for r in range(replicates)}),
         "individuals_alive_max_mean": float(np.mean([alive_max[r] for r in range(replicates)])),
         "individuals_alive_2015_mean": float(np.mean([alive_start[r] for r in range(replicates)])),
         "prepare_seconds": t_prep, "wall_seconds": time.perf_counter() - t0,

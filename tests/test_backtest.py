@@ -93,8 +93,9 @@ def test_bad_years_exit_2_and_write_nothing(tmp_path, capsys, args, message):
 
 def test_cli_writes_csv_and_chart(tmp_path, capsys):
     out = tmp_path / "bt"
-    rc = cli.main(["backtest", "--fit-until", "2020", "--to", "2021", "--replicates", "2", "--scale", "0.02",
-                   "--fit-iterations", "2", "--fit-scale", "0.02", "--workers", "1", "--out", str(out)])
+    rc = cli.main(["backtest", "--fit-until", "2020", "--to", "2021", "--members", "2", "--scale", "0.02",
+                   "--fit-iterations", "2", "--fit-scale", "0.02", "--member-scale", "0.02", "--member-iterations",
+                   "1", "--workers", "1", "--out", str(out)])
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["backtest.csv", "backtest.png"]
     df = pd.read_csv(out / "backtest.csv", keep_default_na=False)

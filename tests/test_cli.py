@@ -55,7 +55,7 @@ def test_run_folder_has_files_manifest_and_tidy_parquet(reference_run, capsys):
     assert {"python", "numpy", "numba"} <= set(man["versions"])
     df = pq.read_table(out / "replicates.parquet").to_pandas()
     assert list(df.columns) == TIDY_COLUMNS
-    assert sorted(df["replicate"].unique()) == [0, 1, 2] and set(df["draw"]) == {0}
+    assert sorted(df["replicate"].unique()) == [0, 1, 2] and set(df["draw"]) == {1, 2, 3}  # shipped ensemble members in turn
     assert df["year"].between(2015, 2018).all()
     assert pq.read_metadata(out / "replicates.parquet").metadata is None  # no pandas/arrow metadata
     summary = pd.read_csv(out / "summary.csv")

@@ -1,0 +1,76 @@
+"""Parameter recovery: data simulated by the engine from known identified parameters, calibrated by the same
+pipeline as the shipped ensemble (point fit, fitted noise, Jacobian, bootstrap members), must put the known
+values inside the ensemble's 90% intervals for at least 80% of the identified coordinates (issue 3).
+
+Small configuration for CI: data, fit and members at scale 0.1; priors held at their true (register) values,
+since they are not what is being recovered. About two minutes on the 2-core machine. The issue's criterion
+(80%) is not met yet (60% measured): that test is marked xfail (strict, so it is noticed when it passes) and a
+guard keeps the measured level from regressing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calibration import ensemble as ens
+from calibration import first_pass
+from calibration.parameters import base_parameters, load_overrides, load_register, resolve
+
+SCALE = 0.1
+MEMBERS = 30
+SEED = 777
+
+
+@pytest.fixture(scope="module")
+def recovery():
+    reg = load_register()
+    start = base_parameters()  # the shipped point fit: where the calibration starts
+    obs_real = first_pass.observed_targets()
+    keys = list(first_pass.update(dict(start), obs_real, first_pass.simulated(resolve(start), 1, SCALE), 1.0))
+    coords = ens.coordinates(keys, first_pass.DATA_END)
+    gen = np.random.default_rng(SEED)
+    truth = dict(start)
+    for c in coords:  # known values: the shipped fit moved by a random amount the calibration does not know
+        sd = 0.01 if c.key.endswith((".trend", ".trend2")) else 0.1
+        if c.transform != "logit":
+            ens.set_u(truth, c, ens.get_u(truth, c) + gen.normal(0.0, sd))
+    data = first_pass.synthetic_targets(first_pass.simulated(resolve(truth), SEED, SCALE))
+    priors = {k: r["value"] for k, r in reg.items() if r["kind"] == "prior"}
+    table, manifest = ens.build(MEMBERS, first_pass.DATA_END, SEED + 1, fit_iterations=30, fit_scale=SCALE,
+                                member_scale=SCALE, member_iterations=3, start=load_overrides(), log=lambda *_: None,
+                                obs=data, priors_fixed=priors)
+    return coords, truth, table, manifest
+
+
+def _coverage(recovery) -> tuple[float, list[str]]:
+    """Share of identified coordinates whose known value lies in the members' 5-95% interval, and the misses."""
+    coords, truth, table, _ = recovery
+    members = table[table["member"] != ens.CENTRAL]
+    inside = []
+    for c in coords:
+        u = np.array([ens.get_u(dict(r), c) for _, r in members.iterrows()])
+        lo, hi = np.quantile(u, [0.05, 0.95])
+        inside.append(lo <= ens.get_u(truth, c) <= hi)
+    return float(np.mean(inside)), [c.key for c, ok in zip(coords, inside) if not ok]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 3 criterion not met yet: 60% of known values inside the 90% "
+                                       "intervals at this configuration (docs/CALIBRATION.md, parameter recovery)")
+def test_known_values_inside_90_percent_intervals(recovery):
+    share, missed = _coverage(recovery)
+    assert share >= 0.8, f"{share:.0%} of known values inside the 90% intervals; missed {missed}"
+
+
+def test_recovery_does_not_regress(recovery):
+    """Guard while the 80% criterion is unmet: coverage measured at 60% (2026-11-23) must not fall below 50%."""
+    share, missed = _coverage(recovery)
+    assert share >= 0.5, f"{share:.0%} of known values inside the 90% intervals; missed {missed}"
+
+
+def test_members_differ_and_priors_stay_fixed(recovery):
+    coords, _, table, manifest = recovery
+    members = table[table["member"] != ens.CENTRAL]
+    assert len(members) == MEMBERS
+    assert members["care.reunified.base"].std() > 0
+    assert manifest["priors_drawn"] == []
+    assert members["trend.damping"].nunique() == 1
