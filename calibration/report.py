@@ -3,7 +3,8 @@
 Run:  ``python -m calibration.report RUN_FOLDER``  (a folder written by ``caresim run``).
 Prints (1) the 31 March 2015 stock by old-scheme category, (2) CLA total 2016-2024, (3) ceased in the year
 ending March 2016, each with its tolerance and PASS/FAIL, then (4) the median % error of every observed
-national series the run produces, to show where the first pass fits and where it does not.
+national series the run produces, to show where the fit is good and where it is not; between them, the
+calibration's in-sample criteria (``calibration/criteria.py``) per check.
 """
 from __future__ import annotations
 
@@ -73,6 +74,9 @@ def main(argv=None) -> int:
     for name, ok, text in results:
         print(f"{'PASS' if ok else 'FAIL'}  {name}: {text}")
     print(f"\n{sum(ok for _, ok, _ in results)}/{len(results)} checks pass\n")
+    from calibration.criteria import in_sample, score
+    with pd.option_context("display.width", 160):  # issue 3's in-sample criteria, up to the last data year
+        print(score(in_sample(pd.read_csv(path, keep_default_na=False))).round(2).to_string(index=False), "\n")
     with pd.option_context("display.width", 160, "display.max_rows", 500):
         print(series_table(m).round(1).to_string(index=False))
     return 0
