@@ -6,7 +6,6 @@ one replicate per member, both uncertainties), ``report.html`` and its PNG figur
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +69,3 @@ def calibrate(out: Path, s: CalibrateSettings, log=print, progress: bool = True)
     folder = output.atomic_folder(out, fill)
     log(f"calibration written to {folder} ({time.time() - t0:.0f} s)")
     return folder
-
-
-def manifest_of(folder: Path) -> dict:
-    return json.loads((Path(folder) / "ensemble.json").read_text())
