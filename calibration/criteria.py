@@ -13,7 +13,7 @@ import pandas as pd
 
 from calibration.report import matched
 from agents import states as S
-from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024, GROUP_2024_CODES, OLD, TOTAL
+from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024_CODES, OLD, TOTAL
 
 FIRST_STOCK, FIRST_FLOW = 2015, 2016  # the initial stock is 31 March 2015; flows are for years ending March 2016+
 COLUMNS = ["check", "year", "scheme", "category", "age_band", "observed", "simulated", "error", "unit",

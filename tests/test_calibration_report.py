@@ -1,6 +1,7 @@
 """The in-sample criteria (calibration/criteria.py) and the calibration report (calibration/calibration_report.py)."""
 from __future__ import annotations
 
+import json
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,7 +24,7 @@ def calibration(tmp_path_factory):
         pytest.skip(f"{ens.SHIPPED} not found")
     table = ens.load()
     table = table[table["member"] <= 2].reset_index(drop=True)
-    manifest = calibrate.manifest_of(ens.SHIPPED.parent)
+    manifest = json.loads(ens.SHIPPED.with_suffix(".json").read_text())
     _, summary, _ = calibrate.check_run(table, 2024, 0.02, 1, 1, progress=False)
     folder = tmp_path_factory.mktemp("calibration")
     html = calibration_report.write(folder, table, manifest, summary, 2024)
