@@ -104,11 +104,13 @@ def _backtest_parser(sub) -> None:
     """The ``caresim backtest`` sub-command."""
     d = BACKTEST_DEFAULTS
     bt = sub.add_parser("backtest", help="fit up to an origin, project, score against DfE and a naive comparator",
-                        description="Fit the first pass on DfE data up to the year ending 31 March of each origin "
-                                    "(no look-ahead), project to --to, and write backtest.csv and backtest.png "
-                                    "(caresim and naive rows) to a new folder. Defaults are kept quick "
-                                    f"({d['replicates']} replicates at scale {d['scale']}; fit {d['fit_iterations']} "
-                                    f"iterations at scale {d['fit_scale']}): a run of five origins takes minutes.")
+                        description="Calibrate on DfE data up to the year ending 31 March of each origin (no "
+                                    "look-ahead): point fit and a parameter ensemble, then project to --to and "
+                                    "write backtest.csv and backtest.png (caresim and naive rows) to a new folder. "
+                                    f"Defaults: {d['members']} members per origin ({d['member_iterations']} refit "
+                                    f"steps at scale {d['member_scale']}), fit {d['fit_iterations']} iterations at "
+                                    f"scale {d['fit_scale']}, projections at scale {d['scale']}: about 5 minutes "
+                                    "per origin on an idle 2-core machine.")
     which = bt.add_mutually_exclusive_group(required=True)
     which.add_argument("--fit-until", type=int, help="origin: last year ending 31 March used by the fit (>= 2017)")
     which.add_argument("--origins", help="origins Y1-Y2 (e.g. 2017-2021): run each, print the pooled score table")
