@@ -8,6 +8,8 @@ The month rule for one child, in order (``Child.step``):
   1. age + 1 month; at the 18th birthday the child leaves the model (care leavers count as aged out);
   2. a RETURNED_HOME child whose months since return reach ``returned_max`` leaves (to "previously known");
   3. the hazard row comes from (state, age band, need, UASC, any previous episode, episode band, placement band);
+     reform levers that cover the child this month re-cut its draw range (``Child.lever_effects`` and
+     ``levers.lever_event``: the pure functions of ``agents/levers.py`` that the kernel compiles);
   4. one uniform draw is compared with the row's cumulative thresholds: no event -> both clocks + 1;
   5. otherwise the event row says what happens (``apply_event``): leave, move to a fixed state, enter care or
      move placement (a destination draw and a provider draw; an entry may end the same month: short stay),
@@ -26,6 +28,7 @@ import numpy as np
 
 from agents import attributes as A
 from agents import events as E
+from agents import levers as L
 from agents import states as S
 from agents.hazards import HazardTables, row_index
 
@@ -124,10 +127,25 @@ class Child(mesa.Agent):
         if self.state == S.RETURNED_HOME and self.epi >= self.model.returned_max:
             return self.leave("returned_window_ended")
         tab = self.model.tables
-        k = select(tab.thr[self.hazard_row()], self.draw(DEC_EVENT))
+        thr = tab.thr[self.hazard_row()]
+        eff = self.lever_effects(self.model.lever_month) if self.model.lever_month is not None else None
+        k = select(thr, self.draw(DEC_EVENT)) if eff is None else L.lever_event(thr, *eff, self.draw(DEC_EVENT))
         self.tick_clocks()  # clocks run on; the event restarts them where its table row says so
         if k < E.K_SLOTS:
             self.apply_event(tab.event_of_slot[self.state][k])
+
+    def lever_effects(self, lev: tuple) -> tuple[list, list] | None:
+        """Per-slot multipliers and additions of the levers that cover this child this month (None if none
+        does): the child's cell, its coverage draw (its stable id under the fixed lever key) and
+        ``levers.child_effects``, as in the kernel; ``levers.lever_event`` then picks the event."""
+        cell = L.cell_index(self.state, self.age_band, self.need, self.uasc)
+        if not lev[0][cell]:
+            return None
+        u = draw32(L.COVER_SEED, self.cid, L.COVER_MONTH, L.COVER_DEC)
+        mk, ak = [1.0] * E.K_SLOTS, [0.0] * E.K_SLOTS
+        if not L.child_effects(cell, self.la, u, *lev[3:], mk, ak):
+            return None
+        return mk, ak
 
     def tick_clocks(self) -> None:
         """No event this month: both clocks run on (capped at 255, the width of the engine's byte)."""
@@ -183,10 +201,13 @@ class ReferenceModel(mesa.Model):
     """A closed cohort of ``Child`` agents stepped one at a time; occupancy by state each month."""
 
     def __init__(self, tables: HazardTables, seed: int, children: dict, first_month: int = 1,
-                 returned_max: int = 72, la_cum=None, order_seed: int = 0):
-        """``children``: arrays cid, state, age_months, flags, epi, plc, prev, la (as ``child_arrays`` returns)."""
+                 returned_max: int = 72, la_cum=None, order_seed: int = 0, levers: L.LeverTables | None = None):
+        """``children``: arrays cid, state, age_months, flags, epi, plc, prev, la (as ``child_arrays`` returns);
+        ``levers``: compiled hazard levers (``agents.levers.compile_levers``), applied from their start months."""
         super().__init__(rng=order_seed)  # Mesa's own generator only shuffles the stepping order
         self.tables = RuleTables.from_hazard_tables(tables, la_cum)
+        self.levers = levers
+        self.lever_month = None  # this month's lever tuple as lists (None: no lever in force)
         self.seed = int(seed)
         self.month = first_month - 1
         self.returned_max = int(returned_max)
@@ -212,6 +233,8 @@ class ReferenceModel(mesa.Model):
     def step(self) -> None:
         """One month: every child takes its step (random order; children do not interact here)."""
         self.month += 1
+        lev = self.levers.for_month(self.month) if self.levers is not None else None
+        self.lever_month = tuple(a.tolist() for a in lev) if lev is not None else None
         self.agents.shuffle_do("step")
         self.history.append(self.occupancy())
 

@@ -24,7 +24,7 @@ from calibration import criteria  # noqa: E402
 from calibration.parameters import load_register  # noqa: E402
 from calibration.report import matched  # noqa: E402
 from agents.attributes import AGE_LABELS5, AGE_LABELS7  # noqa: E402
-from sim.observe import ALL, ENGLAND, TOTAL  # noqa: E402
+from sim.observe import ALL, TOTAL, area_of  # noqa: E402
 
 DPI = 150
 SERIES_COLS, SERIES_ROWS = 4, 5     # at most 20 target series per PNG
@@ -116,8 +116,9 @@ def _fan(ax, sim: pd.DataFrame, obs: pd.DataFrame, title: str, fit_until: int) -
 
 def series_figures(folder: Path, summary: pd.DataFrame, fit_until: int) -> list[tuple[str, Path]]:
     """Small multiples of every national DfE series the run produces, one or more PNGs per family."""
-    nat = summary[(summary["la"] == ENGLAND)]
-    m = matched(nat)
+    area = area_of(summary)
+    nat = summary[(summary["la"] == area)]
+    m = matched(nat, area)
     out = []
     for name, (title, rule) in FAMILIES.items():
         d = m[rule(m)]

@@ -13,7 +13,7 @@ import pandas as pd
 
 from calibration.report import matched
 from agents import states as S
-from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024_CODES, OLD, TOTAL
+from sim.observe import ALL, CURRENT, GROUP_2024_CODES, OLD, TOTAL, area_of
 
 FIRST_STOCK, FIRST_FLOW = 2015, 2016  # the initial stock is 31 March 2015; flows are for years ending March 2016+
 COLUMNS = ["check", "year", "scheme", "category", "age_band", "observed", "simulated", "error", "unit",
@@ -51,15 +51,16 @@ def _shares(m: pd.DataFrame, parts: pd.DataFrame, check: str) -> pd.DataFrame:
                          "unit": "pp", "tolerance": SHARE_TOLERANCE})
 
 
-def in_sample(summary: pd.DataFrame, fit_until: int = 2024) -> pd.DataFrame:
+def in_sample(summary: pd.DataFrame, fit_until: int = 2024, area: str | None = None) -> pd.DataFrame:
     """The in-sample checks of a run summary (``sim.runner.summarise``) against DfE, one row per check and year.
 
     Levels compare the median (q50) with DfE: error in % of DfE. Shares are computed from the medians
     (q50 of the category / q50 of the total of the same scheme), not as medians of per-replicate shares,
     and compared with DfE's share: error in percentage points. ``passed``: |error| <= tolerance.
     """
-    m = matched(summary)
-    m = m[(m["la"] == ENGLAND) & (m["uasc"] == ALL) & m["year"].between(FIRST_STOCK, fit_until)]
+    area = area or area_of(summary)
+    m = matched(summary, area)
+    m = m[(m["la"] == area) & (m["uasc"] == ALL) & m["year"].between(FIRST_STOCK, fit_until)]
     cla = m[m["measure"] == "cla_31mar"]
     placements = cla[cla["scheme"].isin([OLD, CURRENT]) & (cla["category"] != TOTAL) & (cla["age_band"] == ALL)]
     recoded = (placements["scheme"] == CURRENT) & (placements["year"] >= RECODED_YEAR) & \

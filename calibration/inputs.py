@@ -25,12 +25,22 @@ class ModelInputs:
     init_cin: float
     init_cpp: float
     notes: list[str] = field(default_factory=list)
+    area: str = "ENG"                      # "ENG", or the 2024 code of the local authority simulated
+    uasc_share: float = 1.0                # the area's share of England's UASC arrivals (scales future arrivals)
 
 
-def population_by_age() -> dict[int, np.ndarray]:
-    """ONS 0-17 totals (POP_DFE, mid-2012..2024) split by the mean single-year shares of mid-2022/2023."""
+def population_by_age(code: str | None = None) -> dict[int, np.ndarray]:
+    """ONS 0-17 totals (POP_DFE, mid-2012..2024) split by the mean single-year shares of mid-2022/2023, for
+    England or (``code``) one local authority (its own single-year shares)."""
     pop = dfe.read("population_0_17.csv")
-    eng = pop[(pop["geographic_level"] == "National") & (pop["sex"] == "persons")]
+    if code is None:
+        eng = pop[(pop["geographic_level"] == "National") & (pop["sex"] == "persons")]
+    else:
+        eng = pop[(pop["geographic_level"] == "Local authority") & (pop["area_code"] == code)
+                  & (pop["sex"] == "persons")]
+        if eng.empty:
+            raise dfe.DataError(f"calibration/data/dfe/population_0_17.csv: field 'area_code': no population for "
+                                f"local authority {code!r}")
     tot = eng[eng["source"] == "POP_DFE"].drop_duplicates("year").set_index("year")["value"]
     single = eng[eng["source"].isin(["POP_MYE22", "POP_MYE23"]) & (eng["age"] != "0-17")].copy()
     single["age"] = single["age"].astype(int)
@@ -78,3 +88,56 @@ def population_for_year(inputs: ModelInputs, dfe_year: int) -> np.ndarray:
     """Children by age during DfE year ``dfe_year`` (Apr y-1 .. Mar y): ONS mid-(y-1); held after the data."""
     last = max(inputs.population)
     return inputs.population[min(max(dfe_year - 1, min(inputs.population)), last)]
+
+
+# ---- one local authority -------------------------------------------------------------------------------------
+def _impute(rows, cats: list[str], total: float) -> dict[str, float]:
+    """Published counts by category, suppressed cells ('c') sharing what the published total leaves over
+    (equally; secondary suppression means a cell may exceed 5); 'z' and missing categories count as 0."""
+    vals = {c: float(v) for c, v in zip(rows["category"], rows["value"]) if c in cats and v == v}
+    hidden = [c for c, f in zip(rows["category"], rows["flag"]) if c in cats and f == "c"]
+    left = max(total - sum(vals.values()), 0.0)
+    out = {c: vals.get(c, 0.0) for c in cats}
+    for c in hidden:
+        out[c] = left / len(hidden)
+    return out
+
+
+def local(code: str) -> ModelInputs:
+    """Inputs for one local authority (2024 code): its own population and 31 March 2015 stock (DfE la_cla.csv);
+    England's UASC arrivals, CIN and CPP stocks scaled to it (not published by LA in the data):
+
+    * UASC arrivals and the 2015 UASC stock by the LA's share of England's children (the National Transfer
+      Scheme's aim is UASC at 0.1% of each LA's child population: a labelled assumption, DESIGN §2);
+    * CIN and CPP at 31 March 2015 by the LA's share of England's children in care in 2015 (CIN and CLA rates
+      move together across LAs: an assumption; the LA calibration fits care entry to the LA's own starts).
+    """
+    from sim.observe import local_rows
+    d = local_rows(code)
+    y = d[d["year"] == START_YEAR]
+    total = y[y["measure"] == "total"]["value"]
+    if total.empty or not total.notna().all():
+        have = sorted(set(d["year"]))
+        raise dfe.DataError(f"calibration/data/dfe/la_cla.csv: local authority {code!r} has no CLA total for "
+                            f"31 March {START_YEAR} (years {have[0]}-{have[-1]}: a boundary change); local runs "
+                            f"start from the {START_YEAR} stock, so this authority cannot be simulated yet")
+    total = float(total.iloc[0])
+    nat = build()
+    old = y[(y["measure"] == "placement") & (y["scheme"] == "old")]
+    age = y[y["measure"] == "age_group"]
+    pop = population_by_age(code)
+    share_children = float(pop[START_YEAR + 1].sum()) / float(nat.population[START_YEAR + 1].sum())
+    share_cla = total / sum(nat.init_cla_old.values())
+    return ModelInputs(
+        population=pop,
+        uasc_starts={yr: v * share_children for yr, v in nat.uasc_starts.items()},
+        la_codes=[code], la_names=[str(d["la_name"].iloc[0])], la_weights=np.array([1.0]),
+        init_cla_old=_impute(old, list(nat.init_cla_old), total),
+        init_age=_impute(age, list(nat.init_age), total),
+        init_uasc=nat.init_uasc * share_children,
+        init_cin=nat.init_cin * share_cla,
+        init_cpp=nat.init_cpp * share_cla,
+        notes=[f"local authority {code}: UASC by child-population share {share_children:.5f}; CIN/CPP 2015 by "
+               f"share of England's CLA {share_cla:.5f}"],
+        area=code, uasc_share=share_children,
+    )

@@ -15,15 +15,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sim.observe import area_of
+
 KEYS = ["year", "measure", "scheme", "category", "age_band", "uasc", "la"]
 Z90 = 1.6449  # q95 - q05 spans 2 x 1.645 sd for a normal spread
 
 
-def matched(summary: pd.DataFrame) -> pd.DataFrame:
-    """Simulated quantiles joined to DfE observations on the tidy keys."""
-    from sim.observe import observed
+def matched(summary: pd.DataFrame, area: str | None = None) -> pd.DataFrame:
+    """Simulated quantiles joined to DfE observations on the tidy keys (England's, or a local run's LA's)."""
+    from sim.observe import area_of, observed
 
-    obs = observed().rename(columns={"value": "observed"})
+    area = area or area_of(summary)
+    obs = observed(area=area).rename(columns={"value": "observed"})
     obs["year"] = obs["year"].astype(int)
     m = summary.merge(obs[KEYS + ["observed"]], on=KEYS, how="inner")
     m["pct_error"] = (m["q50"] / m["observed"] - 1) * 100
@@ -34,7 +37,7 @@ def matched(summary: pd.DataFrame) -> pd.DataFrame:
 def checks(m: pd.DataFrame) -> list[tuple[str, bool, str]]:
     """The issue's acceptance checks on the medians."""
     out = []
-    nat = (m["la"] == "ENG") & (m["age_band"] == "all") & (m["uasc"] == "all")
+    nat = (m["la"] == area_of(m)) & (m["age_band"] == "all") & (m["uasc"] == "all")
     s15 = m[nat & (m["measure"] == "cla_31mar") & (m["scheme"] == "dfe_old") & (m["year"] == 2015)
             & (m["category"] != "total")]
     for _, r in s15.iterrows():
@@ -55,7 +58,7 @@ def checks(m: pd.DataFrame) -> list[tuple[str, bool, str]]:
 
 def series_table(m: pd.DataFrame) -> pd.DataFrame:
     """Per observed series (2015-2024): years matched, mean and largest absolute % error of the median."""
-    d = m[(m["la"] == "ENG") & m["year"].between(2015, 2024)]
+    d = m[(m["la"] == area_of(m)) & m["year"].between(2015, 2024)]
     g = d.groupby(["measure", "scheme", "category", "age_band", "uasc"])
     return g.agg(years=("year", "size"), mean_abs_pct=("pct_error", lambda x: np.mean(np.abs(x))),
                  max_abs_pct=("pct_error", lambda x: np.max(np.abs(x)))).reset_index()

@@ -36,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder to create (default: runs/output/<timestamp>-<scenario name>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--ensemble", help="parameter ensemble (Parquet from caresim calibrate; default: the shipped "
-                                        "calibration/ensemble.parquet, or the first-pass point fit if none is shipped)")
+                                        "calibration/ensemble.parquet, or the first-pass point fit if none is shipped; "
+                                        "with --la, calibration/la/CODE.parquet)")
+    run.add_argument("--la", metavar="CODE", help="simulate one local authority (2024 ONS code, e.g. E08000025) "
+                                                  "with its own ensemble (caresim calibrate --la CODE); --scale is "
+                                                  "then the share of that authority simulated")
     run.add_argument("--uncertainty", choices=("process", "parameter", "both"), default="both",
                      help="process: the ensemble's central set, own random numbers per replicate; parameter: "
                           "ensemble members in turn, random numbers held fixed; both (default): members in turn, "
@@ -67,6 +71,11 @@ def _calibrate_parser(sub) -> None:
     cal.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
     cal.add_argument("--cold-start", action="store_true", help="start the point fit from the register values, "
                                                                "not the shipped first pass")
+    cal.add_argument("--la", metavar="CODE", help="calibrate one local authority (2024 ONS code) on top of a "
+                                                  "national ensemble, partially pooled with England (about 1-3 "
+                                                  "minutes; see docs/CALIBRATION.md)")
+    cal.add_argument("--ensemble", help="with --la: the national ensemble to build on (default: the shipped "
+                                        "calibration/ensemble.parquet; it must be fitted to --fit-until)")
     cal.add_argument("--out", help="folder to create (default: runs/output/<timestamp>-calibration)")
     cal.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -88,7 +97,13 @@ def calibrate(args: argparse.Namespace) -> int:
         raise ValueError(f"--member-iterations: {args.member_iterations!r} must be at least 1")
     s = cal.CalibrateSettings(fit_until=args.fit_until, members=args.members, seed=args.seed,
                               fit_iterations=args.fit_iterations, member_iterations=args.member_iterations,
-                              member_scale=args.member_scale, warm_start=not args.cold_start)
+                              member_scale=args.member_scale, warm_start=not args.cold_start, la=args.la,
+                              national=args.ensemble)
+    if args.la:
+        from calibration.inputs import local
+        local(args.la)  # an unknown or unsupported code fails here, before any work
+    elif args.ensemble:
+        raise ValueError("--ensemble: only used with --la (the national ensemble a local fit builds on)")
     out = output.check_out(args.out) if args.out else output.default_out("calibration")
     log = lambda line: print(line, file=sys.stderr)
     folder = cal.calibrate(out, s, log=log, progress=not args.quiet)
@@ -236,12 +251,34 @@ def headline(summary) -> str:
     return "children looked after at 31 March, median: " + "; ".join(parts)
 
 
-def _ensemble(path):
-    """The ensemble a run uses: --ensemble, else the shipped one if present, else None (first-pass point fit)."""
+LOCAL_ENSEMBLES = "calibration/la"  # shipped LA ensembles: <CODE>.parquet + .json (package data)
+
+
+def _ensemble_path(path, la):
+    """The ensemble file a run uses (None: the first-pass point fit), checked against --la."""
+    import json
+    from pathlib import Path
     from calibration import ensemble as ens
-    if path is not None:
-        return ens.load(path)
-    return ens.load(ens.SHIPPED) if ens.SHIPPED.is_file() else None
+    if la is not None and path is None:
+        path = ens.HERE / "la" / f"{la}.parquet"
+        if not path.is_file():
+            raise ValueError(f"--la: no ensemble for local authority {la!r} in {LOCAL_ENSEMBLES}/; calibrate it "
+                             f"first (caresim calibrate --la {la} --out DIR, a few minutes) and run with "
+                             f"--la {la} --ensemble DIR/ensemble.parquet")
+    if path is None:
+        return ens.SHIPPED if ens.SHIPPED.is_file() else None
+    meta = Path(path).with_suffix(".json")
+    area = json.loads(meta.read_text()).get("area", "ENG") if meta.is_file() else "ENG"
+    if area != (la or "ENG"):
+        raise ValueError(f"--ensemble: {path} was calibrated for {area}, not {la or 'England'}"
+                         + ("; add --la " + area if la is None else ""))
+    return Path(path)
+
+
+def _ensemble(path):
+    """The ensemble table at ``path`` (None: the first-pass point fit)."""
+    from calibration import ensemble as ens
+    return ens.load(path) if path is not None else None
 
 
 def _ensemble_note(path, table):
@@ -249,7 +286,7 @@ def _ensemble_note(path, table):
     from calibration import ensemble as ens
     if table is None:
         return {"file": None, "note": "no ensemble: the first-pass point fit (calibration/first_pass.csv)"}
-    f = path if path is not None else ens.SHIPPED
+    f = path
     return {"file": str(f), "members": int((table["member"] != ens.CENTRAL).sum()),
             "sha256": __import__("hashlib").sha256(open(f, "rb").read()).hexdigest()}
 
@@ -262,14 +299,19 @@ def run(args: argparse.Namespace) -> int:
     sc = scenario_mod.load(args.scenario)
     s = settings(args, sc)
     out = output.check_out(args.out) if args.out else output.default_out(sc.name)
-    table = _ensemble(args.ensemble)
+    area = args.la or "ENG"
+    if args.la:
+        from calibration.inputs import local
+        local(args.la)  # an unknown or unsupported code fails here, before any work
+    path = _ensemble_path(args.ensemble, args.la)
+    table = _ensemble(path)
     df, info = runner.run_scenario(sc, s["replicates"], s["seed"], s["end_year"], s["scale"], workers=args.workers,
                                    by_la=args.by_la, progress=not args.quiet, threads=args.threads,
-                                   ensemble=table, uncertainty=args.uncertainty)
+                                   ensemble=table, uncertainty=args.uncertainty, area=area)
     summary = runner.summarise(df)
     from sim import observe
-    observed = observe.observed()
-    info = dict(info, wall_seconds=time.perf_counter() - t0, ensemble=_ensemble_note(args.ensemble, table))
+    observed = observe.observed(area=area)
+    info = dict(info, wall_seconds=time.perf_counter() - t0, ensemble=_ensemble_note(path, table))
     folder = output.write_run(out, sc, df, summary, info, observed)
     print(folder)
     print(f"{sc.name}: {headline(summary)} ({s['replicates']} replicates, scale {s['scale']}, "

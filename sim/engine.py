@@ -15,6 +15,7 @@ import numpy as np
 from agents import attributes as A
 from agents import states as S
 from agents.hazards import HazardTables, compile_tables, discrepancy, to_threshold, trend_x
+from agents.levers import Lever, LeverTables, compile_levers
 from calibration.inputs import START_YEAR, ModelInputs, population_for_year
 from sim import kernel, rng
 from sim.population import Population
@@ -28,6 +29,7 @@ class Settings:
     end_year: int = 2035
     scale: float = 1.0
     check_invariants: bool = False
+    levers: tuple[Lever, ...] = ()   # a scenario's levers (hazard levers applied from their start months)
 
 
 @dataclass
@@ -113,8 +115,9 @@ class Simulation:
     """Runs the monthly loop for one population; used for spin-up and for the main run."""
 
     def __init__(self, params: Mapping[str, float], inputs: ModelInputs, tables: YearTables, seed: int,
-                 scale: float, check: bool = False):
+                 scale: float, check: bool = False, levers: LeverTables | None = None):
         self.p = params
+        self.levers = levers if levers is not None else compile_levers((), inputs.la_codes)
         self.inputs = inputs
         self.tables = tables
         self.seed = np.uint64(int(seed) & 0xFFFFFFFFFFFFFFFF)  # kernels take the key as uint64
@@ -157,11 +160,13 @@ class Simulation:
                 rng.STREAM_CARE: care}
 
     def uasc_annual(self, year: int) -> float:
-        """UASC arrivals: published starts x factor in the data years (the first year's before), then the input."""
+        """UASC arrivals: published starts x factor in the data years (the first year's before), then the input;
+        a local run takes the area's share of England's, times its fitted local effect ``arrive.uasc.local``."""
         obs = self.inputs.uasc_starts
+        local = float(np.exp(self.p.get("arrive.uasc.local", 0.0)))
         if year <= self.p["trend.end_year"]:
-            return obs[min(max(year, min(obs)), max(obs))] * self.p["arrive.uasc.factor"]
-        return self.p["arrive.uasc.future_annual"]
+            return obs[min(max(year, min(obs)), max(obs))] * self.p["arrive.uasc.factor"] * local
+        return self.p["arrive.uasc.future_annual"] * self.inputs.uasc_share * local
 
     def draw_arrivals(self, gen: np.random.Generator, res: Reservoirs, year: int, rates) -> list:
         """Arrival counts by stream and age (serial, seeded by month): lists of (stream, ages, target)."""
@@ -207,7 +212,7 @@ class Simulation:
         kernel.step_month(*pop.arrays(), pop.n_used, self.seed, month, ymark, tab.thr, tab.thr_total, tab.event_of_slot,
                           tab.dest_thr, tab.dest_state, tab.short_thr, tab.agency_thr, self.la_cum,
                           int(self.p["returned_home.max_months"]), self.acc_started, self.acc_ceased, self.acc_cm,
-                          self.acc_flow, self.acc_prevknown, pop.vac_idx, pop.vac_cnt)
+                          self.acc_flow, self.acc_prevknown, pop.vac_idx, pop.vac_cnt, self.levers.for_month(month))
         pop.vac_fresh = True
         res.roll_month()
         res.close_cases(self.acc_prevknown.sum(axis=0))
@@ -354,13 +359,15 @@ def initial_population(params, inputs: ModelInputs, pool: Population, targets: n
 # ---- the main run -------------------------------------------------------------------------------------------
 def run_replicate(params, inputs: ModelInputs, tables: YearTables, seed: int, settings: Settings,
                   pool: Population | None = None) -> Result:
-    """Simulate 31 March 2015 to 31 March ``end_year`` for one replicate seed."""
+    """Simulate 31 March 2015 to 31 March ``end_year`` for one replicate seed; ``settings.levers`` act from their
+    start months (before the earliest start the run is the status quo's, draw for draw)."""
     scale = settings.scale
     if pool is None:
         pool, _ = spin_up(params, inputs, tables, seed, scale)
     targets = initial_targets(params, inputs, pool, scale)
     pop = initial_population(params, inputs, pool, targets, seed)
-    sim = Simulation(params, inputs, tables, seed, scale, settings.check_invariants)
+    sim = Simulation(params, inputs, tables, seed, scale, settings.check_invariants,
+                     compile_levers(settings.levers, inputs.la_codes))
     years = np.arange(START_YEAR, settings.end_year + 1)
     ny, n_months = years.size, 12 * (years.size - 1)
     stock = np.zeros((ny, S.N_STATES, kernel.N_AGE7, 2, 2), dtype=np.int64)

@@ -15,7 +15,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024, TOTAL  # noqa: E402
+from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024, TOTAL, area_of  # noqa: E402
 
 CLA_MEASURE = "cla_31mar"
 PLACEMENT_SCHEME = CURRENT  # DfE's current categories: DfE points exist for them (2020-2024)
@@ -44,8 +44,8 @@ def select(df: pd.DataFrame | None, measure: str = CLA_MEASURE, scheme: str = PL
 
 
 def cla_total(summary: pd.DataFrame) -> pd.DataFrame:
-    """Summary rows of national children looked after at 31 March (all placements, ages, UASC status)."""
-    return select(summary)
+    """Summary rows of children looked after at 31 March in the run's area (all placements, ages, UASC status)."""
+    return select(summary, la=area_of(summary)) if not summary.empty else select(summary)
 
 
 def _panel(ax, sim: pd.DataFrame, obs: pd.DataFrame, title: str) -> None:
@@ -71,7 +71,9 @@ def _title(summary: pd.DataFrame) -> str:
     """Scenario name(s) and number of replicates."""
     names = ", ".join(sorted(map(str, summary["scenario"].unique()))) if "scenario" in summary else "?"
     n = int(summary["n"].max()) if "n" in summary and not summary.empty else 0
-    return f"Children looked after at 31 March, England - scenario {names}, {n} replicates"
+    area = area_of(summary) if "la" in summary and not summary.empty else ENGLAND
+    where = "England" if area == ENGLAND else f"local authority {area}"
+    return f"Children looked after at 31 March, {where} - scenario {names}, {n} replicates"
 
 
 def fan_chart(summary_df: pd.DataFrame, observed_df: pd.DataFrame | None, path: str | Path,
@@ -84,9 +86,11 @@ def fan_chart(summary_df: pd.DataFrame, observed_df: pd.DataFrame | None, path: 
     nrow = int(np.ceil(len(panels) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.1 * nrow + 0.7), squeeze=False)
     first = summary_df["year"].min() if not summary_df.empty else None
+    area = area_of(summary_df) if not summary_df.empty else ENGLAND
     for ax, (title, cat) in zip(axes.flat, panels):
-        obs = select(observed_df, category=cat)
-        _panel(ax, select(summary_df, category=cat), obs[obs["year"] >= first] if first is not None else obs, title)
+        obs = select(observed_df, category=cat, la=area)
+        _panel(ax, select(summary_df, category=cat, la=area), obs[obs["year"] >= first] if first is not None else obs,
+               title)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()

@@ -2,6 +2,16 @@
 
 The population is a struct of arrays (``sim/population.py``). Slots are split into ``NCHUNK`` fixed chunks;
 each chunk owns a slice of every accumulator, so integer totals are identical for any thread count.
+
+Reform levers (``agents/levers.py``) reach ``step_month`` as one small tuple of flat arrays for the month
+(``LeverTables.for_month``): per hazard cell (state, age band, need, UASC) whether any lever applies and the
+highest draw a lever can turn into an event this month, then per lever the slot it changes in each cell, the
+LAs it covers, its coverage-share threshold and this month's phased multiplier and addition. A child whose
+cell some lever targets and whose draw lies below that bound gets its coverage draw where a share needs it (a
+hash of its stable id, never of the replicate seed); the levers covering it give per-slot multipliers and
+additions (``levers.child_effects``, in per-chunk scratch arrays) and ``levers.lever_event`` picks its event
+from the re-cut draw range. The event draw is the one the child uses without levers (common random numbers).
+With no lever in force the engine passes None and the kernel is the status quo's.
 """
 from __future__ import annotations
 
@@ -10,6 +20,7 @@ from numba import njit, prange
 
 from agents import attributes as A
 from agents import events as E
+from agents import levers as LV
 from agents import states as S
 from sim.rng import make_id
 from sim.rng import (DEC_DEST, DEC_EVENT, DEC_LA, DEC_NEED, DEC_NEW_LA, DEC_NEWBORN, DEC_PROVIDER, DEC_SEX, DEC_SHORT,
@@ -78,6 +89,15 @@ def _sel(thr_row, r):
         if r < thr_row[k]:
             return k
     return thr_row.shape[0]
+
+
+# the lever rules of agents/levers.py, compiled here (one definition for the kernel and the Mesa model).
+# numba's cache of this file does not see edits to agents/levers.py: touch this file after changing them.
+_lever_effects = njit(inline="always")(LV.child_effects)
+_lever_event = njit(inline="always")(LV.lever_event)
+COVER_SEED = np.uint64(LV.COVER_SEED)
+COVER_MONTH = LV.COVER_MONTH
+COVER_DEC = LV.COVER_DEC
 
 
 @njit(inline="always", cache=True)
@@ -175,14 +195,19 @@ def _enter_care(i, ch, seed, cid, month, kind, ab, need, uasc, state, flags, epi
 @njit(parallel=True, cache=True)
 def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, cease_cell, n_used,
                seed, month, ymark, thr, thr_total, event_of_slot, dest_thr, dest_state, short_thr, agency_thr, la_cum,
-               returned_max, acc_started, acc_ceased, acc_cm, acc_flow, acc_prevknown, vac_idx, vac_cnt):
+               returned_max, acc_started, acc_ceased, acc_cm, acc_flow, acc_prevknown, vac_idx, vac_cnt, levers):
     """Advance every live child by one month: age, 18th birthday, one competing-risk draw, the event.
-    Vacant slots seen or made are listed per chunk (``vac_idx[lo:lo + vac_cnt[ch]]``, increasing) for arrivals."""
+    Vacant slots seen or made are listed per chunk (``vac_idx[lo:lo + vac_cnt[ch]]``, increasing) for arrivals.
+    ``levers``: this month's lever tuple (``agents.levers.LeverTables.for_month``), or None for no lever: numba
+    compiles each case on its own and prunes the ``levers is not None`` blocks from the None one, so the
+    status-quo kernel is the same code, and as fast, as without levers."""
     chunk = (n_used + NCHUNK - 1) // NCHUNK
     for ch in prange(NCHUNK):
         lo = ch * chunk
         hi = min(lo + chunk, n_used)
         nv = 0
+        mk = np.ones(K)                      # scratch for the lever path: per-slot multipliers and additions
+        ak = np.zeros(K)
         for i in range(lo, hi):
             s = state[i]
             if s == VACANT:
@@ -220,10 +245,31 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                 epi[i] = e + 1
             if pl < 255:
                 plc[i] = pl + 1
-            if r >= thr_total[row]:  # fast path: no event (compact table of row totals stays in cache)
-                acc_cm[ch, (s * 2 + ((fl >> 4) & 1)) * N_NEED + need] += 1
-                continue
-            k = _sel(thr[row], r)
+            if levers is not None:  # this child's month re-cut if a lever covers it (same draw r either way)
+                adj = False
+                tot = thr_total[row]
+                cell = ((s * N_AGE + ab) * N_NEED + need) * 2 + uasc
+                flag = levers[0][cell]
+                # levers reach only draws below the row's total or its bound (LeverTables.for_month)
+                if flag != 0 and (r < tot or r < tot * levers[1][cell] + levers[2][cell]):
+                    u = draw32(COVER_SEED, c, COVER_MONTH, COVER_DEC) if flag == 3 else np.uint64(0)
+                    adj = _lever_effects(cell, la[i], u, levers[3], levers[4], levers[5], levers[6], levers[7],
+                                         mk, ak)
+                if adj:
+                    k = _lever_event(thr[row], mk, ak, r)
+                    if k >= K:  # no event
+                        acc_cm[ch, (s * 2 + ((fl >> 4) & 1)) * N_NEED + need] += 1
+                        continue
+                elif r >= tot:  # no event
+                    acc_cm[ch, (s * 2 + ((fl >> 4) & 1)) * N_NEED + need] += 1
+                    continue
+                else:
+                    k = _sel(thr[row], r)
+            else:
+                if r >= thr_total[row]:  # fast path: no event (compact table of row totals stays in cache)
+                    acc_cm[ch, (s * 2 + ((fl >> 4) & 1)) * N_NEED + need] += 1
+                    continue
+                k = _sel(thr[row], r)
             ev = event_of_slot[s, k]
             reason = EV_CEASE_REASON[ev]
             if reason >= 0:

@@ -221,11 +221,12 @@ def _unit_costs(unit_costs) -> C.UnitCosts | None:
 
 
 def tidy(result, scenario: str, replicate: int, draw: int, unit_costs=None, by_la: bool = False,
-         la_codes: Sequence[str] | None = None) -> pd.DataFrame:
+         la_codes: Sequence[str] | None = None, area: str = ENGLAND) -> pd.DataFrame:
     """One replicate's Result as a tidy DataFrame of DfE-style measures (see the module docstring).
 
     ``unit_costs``: a ``sim.costs.UnitCosts`` or a parameter mapping (priced with ``UnitCosts.from_params``);
-    with None, no cost rows are produced.
+    with None, no cost rows are produced. ``area``: the ``la`` label of the whole-population rows ("ENG", or
+    the 2024 code of the local authority a local run simulates).
     """
     scale = float(result.scale)
     if not scale > 0:
@@ -238,6 +239,8 @@ def tidy(result, scenario: str, replicate: int, draw: int, unit_costs=None, by_l
     if by_la:
         parts += la_rows(result, scale, la_codes)
     df = pd.concat(parts, ignore_index=True)
+    if area != ENGLAND:
+        df.loc[df["la"] == ENGLAND, "la"] = str(area)
     df.insert(0, "scenario", str(scenario))
     df.insert(1, "replicate", int(replicate))
     df.insert(2, "draw", int(draw))
@@ -260,7 +263,8 @@ def _obs(df: pd.DataFrame, measure: str, scheme: str = CURRENT, along: str = "ca
                          "source": d["source"].astype(str).to_numpy()})
 
 
-def _sum_parts(df: pd.DataFrame, parts: Mapping[str, Sequence[str]], label: str) -> pd.DataFrame:
+def _sum_parts(df: pd.DataFrame, parts: Mapping[str, Sequence[str]], label: str,
+               allow_empty: bool = False) -> pd.DataFrame:
     """Sum the published categories of each new category, year by year (each year sums the parts it publishes,
     e.g. 2015-2018's split adopted_*/sgo_*); 'z' (not applicable) counts as 0, another empty value drops the row."""
     d = df.copy()
@@ -276,6 +280,8 @@ def _sum_parts(df: pd.DataFrame, parts: Mapping[str, Sequence[str]], label: str)
             src = "+".join(sorted(set(vals.loc[present, "source"].astype(str))))
             rows.append({"year": year, "category": new, "value": float(vals.loc[present, "value"].sum()),
                          "source": src})
+    if not rows and allow_empty:
+        return pd.DataFrame(columns=["year", "category", "value", "source"])
     if not rows:
         raise dfe.DataError(f"calibration/data/dfe: no {label} rows could be formed from categories "
                             f"{sorted(set(df['category']))}")
@@ -353,12 +359,59 @@ def _obs_la() -> pd.DataFrame:
     return _obs(t, "cla_31mar", along="la", label="new_la_code")
 
 
-def observed(by_la: bool = False) -> pd.DataFrame:
+def area_of(summary: pd.DataFrame) -> str:
+    """The area a run simulated: "ENG", or the local authority code of a local run (its only ``la`` label)."""
+    labels = set(summary["la"].astype(str))
+    return ENGLAND if ENGLAND in labels or not labels else sorted(labels)[0]
+
+
+def local_rows(code: str) -> pd.DataFrame:
+    """One local authority's rows of ``la_cla.csv`` (2024 code), or a clear error for an unknown code."""
+    la = dfe.read("la_cla.csv")
+    d = la[(la["geographic_level"] == "Local authority") & (la["new_la_code"] == code)]
+    if d.empty:
+        raise dfe.DataError(f"calibration/data/dfe/la_cla.csv: field 'new_la_code': no local authority {code!r} "
+                            f"(use a 2024 ONS code such as E06000017; `caresim calibrate --help` lists how to find them)")
+    return d
+
+
+def _obs_local(code: str) -> list[pd.DataFrame]:
+    """One LA's published series on the tidy keys (la = its code): CLA total, placements in both schemes, age
+    bands, starts, cessations and cessations by reason group. Groups with a suppressed part are left out here
+    (the calibration treats them as censored: calibration/local.py)."""
+    d = local_rows(code)
+    rows = lambda m: d[d["measure"] == m]  # noqa: E731
+    out = [_obs(rows("total"), "cla_31mar", la=code)]
+    for scheme, sch in ((OLD, "old"), (CURRENT, "current")):
+        p = rows("placement")
+        p = p[p["scheme"] == sch]
+        if p.empty:
+            continue
+        parts = _placement_parts(scheme)
+        _check_covered(p, parts, f"calibration/data/dfe/la_cla.csv ({code}, placement, scheme {sch})")
+        out.append(_obs(_sum_parts(p, parts, f"{sch}-scheme placement", True), "cla_31mar", scheme,
+                        la=code))
+        if scheme == OLD:
+            out.append(_obs(p[p["category"] == TOTAL], "cla_31mar", OLD, la=code))
+    age = rows("age_group")
+    out.append(_obs(age[age["category"] != TOTAL], "cla_31mar", along="age_band", la=code))
+    out += [_obs(rows("started"), "started", la=code), _obs(rows("ceased"), "ceased", la=code)]
+    reasons = rows("ceased_by_reason")
+    _check_covered(reasons, CEASE_GROUPS, f"calibration/data/dfe/la_cla.csv ({code}, ceased_by_reason)")
+    out.append(_obs(_sum_parts(reasons, CEASE_GROUPS, "ceased_by_reason group", True), "ceased", la=code))
+    return out
+
+
+def observed(by_la: bool = False, area: str = ENGLAND) -> pd.DataFrame:
     """DfE observed series on the tidy keys (plus ``source``): what fan charts and calibration compare against.
 
     Ceased by age keeps the 7 bands (2015's merged 16_and_over is left out); LA rows (``by_la``) are CLA totals
     for every authority in ``la_cla.csv`` under its 2024 code (predecessor authorities keep their own codes).
+    ``area``: "ENG" (national series), or a 2024 LA code for that authority's own published series.
     """
+    if area != ENGLAND:
+        df = pd.concat(_obs_local(area), ignore_index=True)
+        return df[list(OBS_COLUMNS)].sort_values(list(KEYS) + ["year"], kind="stable").reset_index(drop=True)
     parts = _obs_cla() + _obs_cin() + _obs_flows()
     if by_la:
         parts.append(_obs_la())

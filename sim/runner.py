@@ -102,9 +102,10 @@ def set_threads(threads: int) -> int:
 
 
 def prepare(scenario: scenario_mod.Scenario, seed: int, end_year: int, scale: float,
-            ensemble: pd.DataFrame | None = None, uncertainty: str = "both") -> Shared:
+            ensemble: pd.DataFrame | None = None, uncertainty: str = "both", area: str = "ENG") -> Shared:
     """Parameters, inputs, year tables and the central spin-up pool, built once per run. With an ensemble,
-    member parameters are the member's values with the scenario's overrides on top; member 0 is central."""
+    member parameters are the member's values with the scenario's overrides on top; member 0 is central.
+    ``area``: "ENG", or a local authority's 2024 code (its own population and 2015 stock)."""
     members = None
     if ensemble is not None:
         from calibration import ensemble as ens
@@ -113,10 +114,11 @@ def prepare(scenario: scenario_mod.Scenario, seed: int, end_year: int, scale: fl
         params = members.pop(ens.CENTRAL)
     else:
         params = resolve(base_parameters(scenario.overrides()))
-    inputs = model_inputs.build()
+    inputs = model_inputs.build() if area == "ENG" else model_inputs.local(area)
     tables = engine.YearTables.build(params, FIRST_TABLE_YEAR, end_year)
     pool, _ = engine.spin_up(params, inputs, tables, rng.derive_seed(seed, SPINUP_SEED_KEY), scale)
-    return Shared(params, inputs, tables, pool, engine.Settings(end_year=end_year, scale=scale), seed, members,
+    settings = engine.Settings(end_year=end_year, scale=scale, levers=scenario.levers)
+    return Shared(params, inputs, tables, pool, settings, seed, members,
                   uncertainty if members else "process")
 
 
@@ -182,12 +184,13 @@ def _results(shared: Shared, replicates: int, workers: int, threads: int, progre
 def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, seed: int, end_year: int,
                  scale: float, workers: int | None = None, by_la: bool = False, progress: bool = True,
                  threads: int | None = None, ensemble: pd.DataFrame | None = None,
-                 uncertainty: str = "both") -> tuple[pd.DataFrame, dict]:
+                 uncertainty: str = "both", area: str = "ENG") -> tuple[pd.DataFrame, dict]:
     """Run ``replicates`` replicates of a scenario; returns the tidy rows of all replicates and run info.
 
     With an ``ensemble`` (calibration/ensemble.py), ``uncertainty`` says what varies between replicates:
     ``process`` (central set, own random numbers), ``parameter`` (members in turn, random numbers held
-    fixed) or ``both`` (members in turn, own random numbers); the ``draw`` column names the member."""
+    fixed) or ``both`` (members in turn, own random numbers); the ``draw`` column names the member.
+    ``area``: "ENG" (England) or a local authority's 2024 code: counts are then that authority's, ``la`` = the code."""
     from sim import observe  # the observation model is only needed in the parent
 
     if not isinstance(scenario, scenario_mod.Scenario):
@@ -198,13 +201,14 @@ def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, 
             raise ValueError(f"{key}: {value!r} {why}")
     if uncertainty not in UNCERTAINTY:
         raise ValueError(f"uncertainty: {uncertainty!r} is not one of {', '.join(UNCERTAINTY)}")
+    by_la = by_la and area == "ENG"  # a local run's whole-population rows are already its LA's
     workers = min(workers or os.cpu_count() or 1, replicates)
     threads = min(threads or default_threads(workers), max_threads())
     t0 = time.perf_counter()
     # in-process runs use ``threads`` throughout; with workers the parent's spin-up uses every core
     previous = set_threads(threads if workers == 1 else (os.cpu_count() or 1))
     try:
-        shared = prepare(scenario, seed, end_year, scale, ensemble, uncertainty)
+        shared = prepare(scenario, seed, end_year, scale, ensemble, uncertainty, area)
         t_prep = time.perf_counter() - t0
         costs = {0: _unit_costs(shared.params)}
         frames: dict[int, pd.DataFrame] = {}
@@ -214,7 +218,7 @@ def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, 
             if m not in costs:  # unit costs are priors too: each member prices its own child-months
                 costs[m] = _unit_costs(shared.members[m])
             frames[r] = observe.tidy(res, scenario.name, r, m, unit_costs=costs[m], by_la=by_la,
-                                     la_codes=shared.inputs.la_codes)
+                                     la_codes=shared.inputs.la_codes, area=area)
             alive_max[r] = int(res.alive.max()) / scale
             alive_start[r] = int(res.alive[0]) / scale
     finally:
@@ -222,7 +226,7 @@ def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, 
     df = pd.concat([frames[r] for r in range(replicates)], ignore_index=True)
     info = {
         "scenario": scenario.name, "replicates": replicates, "seed": seed, "end_year": end_year, "scale": scale,
-        "workers": workers, "threads": threads, "by_la": by_la, "params": shared.params,
+        "workers": workers, "threads": threads, "by_la": by_la, "area": area, "params": shared.params,
         "uncertainty": shared.uncertainty, "members": len(shared.members or {}),
         "draws": len({member_of(shared, r) for r in range(replicates)}),
         "individuals_alive_max_mean": float(np.mean([alive_max[r] for r in range(replicates)])),

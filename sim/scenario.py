@@ -19,6 +19,25 @@ A scenario file looks like::
     [inputs]                      # optional exogenous inputs
     uasc_future_annual = 5000     # UASC arrivals a year from April 2024
 
+    [[lever]]                     # optional, any number: reform levers (agents/levers.py)
+    name = "family_group_conferences"
+    kind = "hazard"               # hazard | capacity | unit_cost | investment
+    from = "EDGE_OF_CARE"         # a state of agents/states.csv, a list of states, or "IN_CARE"
+    to = "ENTER_CARE"             # an event of agents/events.py, or the state one event of `from` reaches
+    multiplier = 0.81             # or: addition = -0.002 (to the event's monthly probability)
+    start = "2025-04"             # default; April 2024 at the earliest (earlier months are data)
+    phase_in_months = 12          # linear ramp from no effect at the start to full effect 12 months later
+    las = ["E08000025", ...]      # optional coverage: 2024 LA codes (default every LA)
+    share = 0.5                   # optional coverage: a fixed share of children (hazard levers)
+    age_band = ["10_to_15"]       # optional filters (hazard levers): age_band, need_band (0-3), uasc
+    source = "FGC trial: 36.2% vs 44.8% looked after at 12 months"
+    # ...or, where no source sizes it: assumption = true, rationale = "...", low = 0.7, high = 1.0
+
+Hazard levers change the kernel's transition probabilities from their start (engine and Mesa reference
+model alike); capacity, unit_cost and investment levers are validated and kept on ``Scenario.levers`` but not
+applied yet (see ``agents/levers.py``). A scenario with a ``base`` keeps the base's levers; a lever of the
+same name replaces the base's.
+
 Every error is a ``ScenarioError`` whose message names the file, the field and the offending value.
 """
 from __future__ import annotations
@@ -30,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from agents import levers as levers_mod
 from calibration.parameters import ParameterError, check_value, load_register
 
 
@@ -37,7 +57,7 @@ class ScenarioError(ValueError):
     """A scenario file is missing or malformed; the message names the file, field and value."""
 
 
-SECTIONS = {"scenario", "run", "parameters", "inputs"}
+SECTIONS = {"scenario", "run", "parameters", "inputs", "lever"}
 SCENARIO_KEYS = {"name": str, "description": str, "base": str}
 RUN_KEYS = {"replicates": int, "seed": int, "end_year": int, "scale": float}
 FIRST_END_YEAR, LAST_END_YEAR = 2016, 2040
@@ -58,6 +78,12 @@ class Scenario:
     run: dict[str, Any] = field(default_factory=dict)
     parameters: dict[str, float] = field(default_factory=dict)
     inputs: dict[str, float] = field(default_factory=dict)
+    levers: tuple[levers_mod.Lever, ...] = ()
+
+    @property
+    def hazard_levers(self) -> tuple[levers_mod.Lever, ...]:
+        """The levers runs apply (hazard levers; the other kinds are validated but not applied yet)."""
+        return tuple(lv for lv in self.levers if lv.applied)
 
     def overrides(self) -> dict[str, float]:
         """Parameter overrides for ``base_parameters``: [parameters] plus the parameters [inputs] set."""
@@ -171,6 +197,42 @@ def _inputs(path, table: Mapping, parameters: Mapping[str, float]) -> dict[str, 
     return out
 
 
+def _la_codes() -> list[str]:
+    """The 2024 LA codes the engine uses (read only when a lever names LAs)."""
+    from calibration.inputs import la_table
+    return la_table()[0]
+
+
+def _levers(path, doc: Mapping) -> tuple[levers_mod.Lever, ...]:
+    """The file's [[lever]] tables, each validated by ``agents.levers.from_table``; names must be unique."""
+    if "lever" not in doc:
+        return ()
+    tables = doc["lever"]
+    if not isinstance(tables, list):
+        _fail(path, "lever", tables, "must be an array of tables: write each lever as [[lever]]")
+    codes = _la_codes() if any(isinstance(t, dict) and "las" in t for t in tables) else None
+    out: dict[str, levers_mod.Lever] = {}
+    for i, t in enumerate(tables):
+        if not isinstance(t, dict):
+            _fail(path, f"lever[{i}]", t, "must be a table: write each lever as [[lever]]")
+        try:
+            lv = levers_mod.from_table(t, codes)
+        except levers_mod.LeverError as exc:
+            where = f"lever.{exc.lever}" if exc.lever else f"lever[{i}]"
+            _fail(path, f"{where}.{exc.field}", exc.value, exc.why)
+        if lv.name in out:
+            _fail(path, f"lever.{lv.name}.name", lv.name, "is given to two levers of this file")
+        out[lv.name] = lv
+    return tuple(out.values())
+
+
+def _merge_levers(base: tuple, levers: tuple) -> tuple:
+    """The base's levers, a lever of this file replacing the base's of the same name, then this file's new ones."""
+    mine = {lv.name: lv for lv in levers}
+    merged = [mine.pop(lv.name, lv) for lv in base]
+    return tuple(merged) + tuple(lv for lv in levers if lv.name in mine)
+
+
 def _merge(base: Scenario, run: dict, params: dict, inputs: dict) -> tuple[dict, dict, dict]:
     """This file's settings over its base's; whichever of an input and a parameter is given here wins."""
     merged_params = {**base.parameters, **params}
@@ -213,6 +275,7 @@ def _parse(path: Path, chain: tuple[Path, ...]) -> Scenario:
             _fail(path, f"run.{k}", v, why)
     params = _parameters(path, _table(path, doc, "parameters"))
     inputs = _inputs(path, _table(path, doc, "inputs"), params)
+    levers = _levers(path, doc)
     base_name = head.get("base")
     if base_name:
         base_path = (path.parent / base_name).resolve()
@@ -220,8 +283,9 @@ def _parse(path: Path, chain: tuple[Path, ...]) -> Scenario:
             _fail(path, "scenario.base", base_name, "makes a cycle of base scenarios")
         base = _parse(base_path, chain + (base_path,))
         run, params, inputs = _merge(base, run, params, inputs)
+        levers = _merge_levers(base.levers, levers)
     return Scenario(name=head["name"], path=str(path), sha256=digest, description=head.get("description", ""),
-                    base=base_name, run=run, parameters=params, inputs=inputs)
+                    base=base_name, run=run, parameters=params, inputs=inputs, levers=levers)
 
 
 def load(path: str | Path) -> Scenario:

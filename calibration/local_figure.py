@@ -1,0 +1,64 @@
+"""One figure comparing local calibrations: per LA, CLA total, starts, cessations and children in secure or
+children's homes — DfE points against the check run's median, 50% and 90% bands.
+
+Run:  ``python -m calibration.local_figure OUT.png CALIBRATION_FOLDER...`` (folders from
+``caresim calibrate --la CODE --out FOLDER``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from calibration.calibration_report import _fan  # noqa: E402
+from sim.observe import ALL, TOTAL, observed  # noqa: E402
+
+PANELS = (("Children looked after, 31 March", "cla_31mar", "dfe_current", TOTAL),
+          ("Started to be looked after", "started", "dfe_current", TOTAL),
+          ("Ceased to be looked after", "ceased", "dfe_current", TOTAL),
+          ("Secure and children's homes", "cla_31mar", "dfe_current", "secure_childrens_homes"))
+
+
+def figure(folders: list[Path], out: Path) -> Path:
+    """Rows = local authorities (as given), columns = ``PANELS``."""
+    fig, axes = plt.subplots(len(folders), len(PANELS), figsize=(3.4 * len(PANELS), 2.6 * len(folders)),
+                             squeeze=False)
+    for row, folder in zip(axes, folders):
+        man = json.loads((folder / "ensemble.json").read_text())
+        area, fit_until = man["area"], int(man["settings"]["fit_until"])
+        s = pd.read_csv(folder / "check" / "summary.csv", keep_default_na=False)
+        o = observed(area=area).rename(columns={"value": "observed"})
+        for ax, (title, measure, scheme, cat) in zip(row, PANELS):
+            pick = lambda d: d[(d["measure"] == measure) & (d["scheme"] == scheme) & (d["category"] == cat)  # noqa: E731
+                               & (d["age_band"] == ALL) & (d["uasc"] == ALL) & (d["la"] == area)].sort_values("year")
+            sim = pick(s)
+            _fan(ax, sim[sim["year"] >= (2016 if measure != "cla_31mar" else 2015)], pick(o),
+                 f"{man.get('la_name', area)}: {title}", fit_until)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle("Local calibrations: DfE (points) against the ensemble check run (median, 50% and 90% bands)",
+                 fontsize=11)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.96))
+    fig.savefig(out, dpi=120, metadata={"Software": None})
+    plt.close(fig)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("folders", nargs="+")
+    a = ap.parse_args(argv)
+    print(figure([Path(f) for f in a.folders], Path(a.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
