@@ -11,6 +11,12 @@ Every number lives in ``calibration/parameter_register.csv`` under ``cost.``:
   * ``cost.inflation.annual`` — the labelled inflation path (no deflator series is in the data): cash prices of
     financial year ending Y are ``(1 + rate) ** (Y - price_year_ending)`` times the base-year prices.
 Child-months accumulated by the kernel (``Result.cm``) are priced afterwards with ``WEEKS_PER_MONTH``.
+
+Present values (HM Treasury Green Book): ``cost.discount.rate`` (3.5% a year) discounts real amounts (unit-cost
+prices) to year 0 = the financial year ending ``cost.discount.base_year_ending``. ``investment_costs`` turns a
+reform's investment schedule (financial year -> GBP, in a stated price year or cash) into real, cash and
+discounted amounts; ``present_value`` discounts any real stream (e.g. the ``cost_gbp_2023_24`` rows of a run).
+Reconciliation with MHCLG RO3 spending lines: ``calibration/ro3.py``.
 """
 from __future__ import annotations
 
@@ -130,3 +136,113 @@ def monthly_cost(cm: np.ndarray, weekly: np.ndarray) -> np.ndarray:
     if cm.shape[1:] != weekly.shape:
         raise CostError(f"child-months have shape {cm.shape[1:]} per month but the unit-cost table is {weekly.shape}")
     return np.einsum("mspn,spn->ms", cm.astype(np.float64), weekly) * WEEKS_PER_MONTH
+
+
+# ---- discounting and investment costs (HM Treasury Green Book) ----------------------------------------------
+DISCOUNT_RATE = "cost.discount.rate"
+DISCOUNT_BASE = "cost.discount.base_year_ending"
+GREEN_BOOK_HORIZON = 30  # the Green Book's 3.5% applies to years 0-30; later years use lower rates (not modelled)
+
+
+def discount_rate(params: Mapping[str, float]) -> float:
+    """The Green Book discount rate (``cost.discount.rate``, 3.5% a year)."""
+    rate = _get(params, DISCOUNT_RATE, "present values (HM Treasury Green Book discount rate)")
+    if not 0.0 <= rate < 1.0:
+        raise CostError(f"parameters: {DISCOUNT_RATE!r} = {rate} must be in [0, 1)")
+    return rate
+
+
+def discount_base_year(params: Mapping[str, float]) -> int:
+    """Year 0 of present values: the financial year (ending March) that is not discounted."""
+    return int(_get(params, DISCOUNT_BASE, "year 0 of present values"))
+
+
+def discount_factors(years, rate: float, base_year: int) -> np.ndarray:
+    """Green Book discount factors ``1 / (1 + rate) ** (year - base_year)`` for financial years ending March.
+
+    Years before ``base_year`` get factors above 1 (compounded forward to year 0). Years more than
+    ``GREEN_BOOK_HORIZON`` after year 0 are refused: the Green Book lowers the rate after 30 years."""
+    y = np.asarray(years, dtype=np.int64)
+    t = y - int(base_year)
+    if (t > GREEN_BOOK_HORIZON).any():
+        bad = int(y[t > GREEN_BOOK_HORIZON][0])
+        raise CostError(f"present value: year {bad} is more than {GREEN_BOOK_HORIZON} years after year 0 "
+                        f"({base_year}); the Green Book's rate falls after 30 years and that is not modelled")
+    return (1.0 + float(rate)) ** (-t.astype(np.float64))
+
+
+def _schedule(schedule: Mapping[int, float], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """A year -> GBP mapping as sorted (years, amounts), or a clear error naming the year and value."""
+    if not isinstance(schedule, Mapping) or not schedule:
+        raise CostError(f"{what}: expected a non-empty mapping of financial year (ending March) -> GBP, "
+                        f"got {schedule!r}")
+    years, amounts = [], []
+    for y, v in schedule.items():
+        try:
+            yi, vf = int(y), float(v)
+        except (TypeError, ValueError):
+            raise CostError(f"{what}: year {y!r} -> {v!r} is not an integer year and a number") from None
+        if yi != y or not 2000 <= yi <= 2100:
+            raise CostError(f"{what}: year {y!r} must be an integer financial year ending March, 2000-2100")
+        if not np.isfinite(vf) or vf < 0:
+            raise CostError(f"{what}: year {yi}: amount {v!r} must be a finite number >= 0 (GBP)")
+        years.append(yi)
+        amounts.append(vf)
+    order = np.argsort(years)
+    return np.array(years, dtype=np.int64)[order], np.array(amounts, dtype=np.float64)[order]
+
+
+@dataclass(frozen=True)
+class InvestmentCosts:
+    """An investment schedule priced three ways, year by year (financial years ending March)."""
+    years: np.ndarray
+    real: np.ndarray        # GBP in the unit costs' prices (``cost.price_year_ending``, 2023-24)
+    cash: np.ndarray        # GBP cash (nominal) in each year, on the labelled inflation path
+    discounted: np.ndarray  # real x Green Book discount factor: each year's contribution to the present value
+    price_year_ending: int
+    discount_rate: float
+    base_year: int
+
+    @property
+    def total_cash(self) -> float:
+        return float(self.cash.sum())
+
+    @property
+    def present_value(self) -> float:
+        """Present value at ``discount_rate`` in year 0 ``base_year``, in ``price_year_ending`` prices."""
+        return float(self.discounted.sum())
+
+    def as_rows(self) -> list[dict]:
+        return [{"year": int(y), "real_gbp": float(r), "cash_gbp": float(c), "pv_gbp": float(d)}
+                for y, r, c, d in zip(self.years, self.real, self.cash, self.discounted)]
+
+
+def investment_costs(schedule: Mapping[int, float], price_year: int | None, params: Mapping[str, float],
+                     base_year: int | None = None) -> InvestmentCosts:
+    """Cash and present value of a reform's investment schedule.
+
+    ``schedule``: financial year ending March -> GBP spent in that year. ``price_year``: the financial year
+    (ending March) whose prices the amounts are in; ``None`` means the amounts are cash in their own year.
+    Amounts are moved to the unit costs' prices (``cost.price_year_ending``) and to cash along the labelled
+    inflation path (``cost.inflation.annual``), then discounted in real terms at ``cost.discount.rate``
+    (Green Book 3.5%) to year 0 = ``base_year`` (default ``cost.discount.base_year_ending``).
+    """
+    years, amounts = _schedule(schedule, "investment schedule")
+    infl, py = inflation_rate(params), price_year_ending(params)
+    to_cash = np.array([_growth(infl, int(y), py) for y in years])  # base-year prices -> cash of year y
+    real = amounts / (to_cash if price_year is None else _growth(infl, int(price_year), py))
+    rate = discount_rate(params)
+    base = discount_base_year(params) if base_year is None else int(base_year)
+    disc = real * discount_factors(years, rate, base)
+    return InvestmentCosts(years, real, real * to_cash, disc, py, rate, base)
+
+
+def present_value(values: Mapping[int, float], params: Mapping[str, float], base_year: int | None = None) -> float:
+    """Present value of a stream of GBP in the unit costs' prices (e.g. ``cost_gbp_2023_24`` rows by year), at
+    the Green Book rate to year 0 ``base_year`` (default ``cost.discount.base_year_ending``)."""
+    years = np.array([int(y) for y in values], dtype=np.int64)
+    amounts = np.array([float(v) for v in values.values()], dtype=np.float64)
+    if not np.isfinite(amounts).all():
+        raise CostError(f"present value: values must be finite numbers, got {dict(values)!r}")
+    base = discount_base_year(params) if base_year is None else int(base_year)
+    return float(np.dot(amounts, discount_factors(years, discount_rate(params), base)))
