@@ -1,4 +1,5 @@
 """Command line: ``caresim run SCENARIO`` runs a scenario's replicates and writes a run folder;
+``caresim compare SCENARIO...`` runs scenarios on common random numbers and writes a comparison report;
 ``caresim backtest`` fits up to an origin and scores projections against DfE and a naive comparator;
 ``caresim calibrate`` fits, draws the parameter ensemble, checks it with the engine and writes its report.
 
@@ -47,7 +48,97 @@ def _parser() -> argparse.ArgumentParser:
                           "own random numbers")
     _backtest_parser(sub)
     _calibrate_parser(sub)
+    _compare_parser(sub)
     return p
+
+
+COMPARE_DEFAULTS = {"replicates": 50, "scale": 0.25, "end_year": 2035}
+
+
+def _compare_parser(sub) -> None:
+    """The ``caresim compare`` sub-command."""
+    d = COMPARE_DEFAULTS
+    cmp = sub.add_parser("compare", help="run scenarios on common random numbers and write a comparison report",
+                         description="Run every scenario with the same seeds and the same parameter-ensemble "
+                                     "members, and write comparison.csv (levels and paired differences against "
+                                     "the status quo), present_values.csv, report.html and its PNGs to a new "
+                                     "folder. Include runs/scenarios/status_quo.toml.")
+    cmp.add_argument("scenarios", nargs="+", help="scenario TOML files (e.g. runs/scenarios/*.toml)")
+    cmp.add_argument("--replicates", type=int, default=d["replicates"],
+                     help=f"replicates per scenario (default {d['replicates']})")
+    cmp.add_argument("--scale", type=float, default=d["scale"],
+                     help=f"share of England simulated (default {d['scale']})")
+    cmp.add_argument("--end-year", type=int, default=d["end_year"], help=f"last 31 March (default {d['end_year']})")
+    cmp.add_argument("--seed", type=int, default=DEFAULTS["seed"], help=f"run seed (default {DEFAULTS['seed']})")
+    cmp.add_argument("--workers", type=int, help="worker processes (default: CPU count; 1 = in-process)")
+    cmp.add_argument("--ensemble", help="parameter ensemble (default: the shipped calibration/ensemble.parquet)")
+    cmp.add_argument("--crn-check", action="store_true",
+                     help="also measure the variance reduction from common random numbers (the first reform run "
+                          "again on independent random numbers, to 2030)")
+    cmp.add_argument("--out", help="folder to create (default: runs/output/<timestamp>-comparison)")
+    cmp.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Validate every scenario and setting first (nothing written on error), then run, tabulate and report."""
+    from sim import compare as cmp
+    from sim import observe, output
+    from sim.scenario import run_problem
+
+    t0 = time.perf_counter()
+    for key, value in (("replicates", args.replicates), ("scale", args.scale), ("end_year", args.end_year),
+                       ("seed", args.seed), ("workers", args.workers)):
+        if (why := run_problem(key, value)) is not None:
+            raise ValueError(f"--{key.replace('_', '-')}: {value!r} {why}")
+    if args.end_year < cmp.LAST_DATA_YEAR + 1:
+        raise ValueError(f"--end-year: {args.end_year} must be after {cmp.LAST_DATA_YEAR} (the last DfE year)")
+    scenarios = cmp.load_all(args.scenarios)
+    cmp._check(scenarios)
+    out = output.check_out(args.out) if args.out else output.default_out("comparison")
+    path = _ensemble_path(args.ensemble, None)
+    table = _ensemble(path)
+    log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+    comp = cmp.compare(scenarios, args.replicates, args.seed, args.end_year, args.scale, args.workers, table,
+                       progress=not args.quiet, log=log)
+    crn = None
+    if args.crn_check:
+        reforms = [s for s in scenarios if s.name != cmp.BASE and s.method != cmp.NAIVE]
+        if reforms:
+            log(f"common random numbers: {reforms[0].name} again on independent random numbers")
+            year = min(2030, args.end_year)
+            crn = cmp.crn_variance_reduction(
+                [s for s in scenarios if s.name == cmp.BASE][0], reforms[0], args.replicates, args.seed, year,
+                args.scale, table, args.workers, {"base": comp.replicates[cmp.BASE],
+                                                  "reform": comp.replicates[reforms[0].name]})
+    comp.info["wall_seconds"] = time.perf_counter() - t0
+    comp.info["ensemble"] = _ensemble_note(path, table)
+    folder = cmp.write(out, comp, observe.observed(), crn)
+    print(folder)
+    print(compare_headline(comp.table, comp.info))
+    return 0
+
+
+def compare_headline(table, info) -> str:
+    """One line per scenario: median CLA at 31 March in the last year, and the paired difference."""
+    from sim.compare import BASE
+    last = info["end_year"]
+    t = table[(table["measure"] == "cla_31mar") & (table["scheme"] == "dfe_current") & (table["category"] == "total")
+              & (table["age_band"] == "all") & (table["uasc"] == "all") & (table["la"] == "ENG")
+              & (table["year"] == last)]
+    lines = [f"children looked after at 31 March {last} (median, 90% band; {info['replicates']} replicates, "
+             f"{info['wall_seconds']:.0f} s):"]
+    for name in info["scenarios"]:
+        lv = t[(t["scenario"] == name) & (t["kind"] == "level")]
+        if lv.empty:
+            continue
+        r = lv.iloc[0]
+        line = f"  {name}: {r['q50']:,.0f} ({r['q05']:,.0f} to {r['q95']:,.0f})"
+        df = t[(t["scenario"] == name) & (t["kind"] == "difference")]
+        if name != BASE and len(df):
+            d = df.iloc[0]
+            line += f"; vs status quo {d['q50']:+,.0f} ({d['q05']:+,.0f} to {d['q95']:+,.0f})"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _calibrate_parser(sub) -> None:
@@ -338,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             return backtest(args)
         if args.command == "calibrate":
             return calibrate(args)
+        if args.command == "compare":
+            return compare(args)
     except _errors() as exc:
         print(f"caresim: error: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ A scenario file looks like::
     name = "status_quo"
     description = "..."
     base = "status_quo.toml"      # optional: inherit from another scenario file (same folder)
+    method = "microsimulation"    # default; "naive_growth" = the comparator (DfE data alone; nothing else allowed)
 
     [run]                         # optional defaults; the command line overrides them
     replicates = 100
@@ -58,7 +59,8 @@ class ScenarioError(ValueError):
 
 
 SECTIONS = {"scenario", "run", "parameters", "inputs", "lever"}
-SCENARIO_KEYS = {"name": str, "description": str, "base": str}
+SCENARIO_KEYS = {"name": str, "description": str, "base": str, "method": str}
+METHODS = ("microsimulation", "naive_growth")  # naive_growth: the comparator, projected from DfE data alone
 RUN_KEYS = {"replicates": int, "seed": int, "end_year": int, "scale": float}
 FIRST_END_YEAR, LAST_END_YEAR = 2016, 2040
 # exogenous inputs: name -> (register parameter it sets, lower bound, meaning)
@@ -79,6 +81,7 @@ class Scenario:
     parameters: dict[str, float] = field(default_factory=dict)
     inputs: dict[str, float] = field(default_factory=dict)
     levers: tuple[levers_mod.Lever, ...] = ()
+    method: str = "microsimulation"
 
     @property
     def hazard_levers(self) -> tuple[levers_mod.Lever, ...]:
@@ -276,6 +279,12 @@ def _parse(path: Path, chain: tuple[Path, ...]) -> Scenario:
     params = _parameters(path, _table(path, doc, "parameters"))
     inputs = _inputs(path, _table(path, doc, "inputs"), params)
     levers = _levers(path, doc)
+    method = head.get("method", "microsimulation")
+    if method not in METHODS:
+        _fail(path, "scenario.method", method, f"is not one of {', '.join(METHODS)}")
+    if method != "microsimulation" and (levers or params or inputs or head.get("base")):
+        _fail(path, "scenario.method", method, "takes no base, levers, [parameters] or [inputs]: the naive "
+                                               "comparator projects DfE data alone")
     base_name = head.get("base")
     if base_name:
         base_path = (path.parent / base_name).resolve()
@@ -285,7 +294,7 @@ def _parse(path: Path, chain: tuple[Path, ...]) -> Scenario:
         run, params, inputs = _merge(base, run, params, inputs)
         levers = _merge_levers(base.levers, levers)
     return Scenario(name=head["name"], path=str(path), sha256=digest, description=head.get("description", ""),
-                    base=base_name, run=run, parameters=params, inputs=inputs, levers=levers)
+                    base=base_name, run=run, parameters=params, inputs=inputs, levers=levers, method=method)
 
 
 def load(path: str | Path) -> Scenario:
