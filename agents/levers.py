@@ -26,10 +26,11 @@ A lever is one named change with a start month, a phase-in, a coverage and its e
   only: the capacity model (DESIGN §2, Capacity) is a later step, and until it exists a capacity lever has
   no effect on a run.
 * ``unit_cost`` — a unit cost: ``cost_key`` (a ``cost_key`` of ``agents/states.csv``; ``provider`` = ``la`` or
-  ``independent``, default both), by a multiplier or an addition in GBP a week. Parsed and validated only:
-  pricing child-months with a dated, phased unit-cost change is a later step of ``sim/costs.py``.
+  ``independent``, default both), by a multiplier or an addition in GBP a week, phased in like the others;
+  applied when child-months are priced (``sim/costs.UnitCosts.monthly_weekly``; with ``las``, to the covered
+  LAs' share of the care stock, an expected cost).
 * ``investment`` — a reform's own cost, ``annual_gbp`` a year (in the prices of ``cost.price_year_ending``)
-  from ``start`` to ``end`` (default: the end of the run). Parsed and validated only: costed later.
+  from ``start`` to ``end`` (default: the end of the run), costed by ``caresim compare`` (``sim/compare.py``).
 
 Timing: ``start`` is a year-month (``"2025-04"``, the default; not before ``"2024-04"``, the first projected
 month; April 2024 to the start is projected under the status quo). Model month m = 1 is April 2015
@@ -168,8 +169,9 @@ class Lever:
 
     @property
     def applied(self) -> bool:
-        """Whether runs apply this lever yet (hazard levers only; the other kinds are parsed and validated)."""
-        return self.kind == "hazard"
+        """Whether runs apply this lever: hazard levers in the engine, unit-cost levers in the pricing
+        (``sim/costs.UnitCosts``), investment levers in ``caresim compare``; capacity levers not yet."""
+        return self.kind in ("hazard", "unit_cost", "investment")
 
     def transitions(self) -> tuple[tuple[int, int], ...]:
         """(state code, slot of ``events.STATE_CHANNELS``) pairs the lever changes (hazard levers)."""

@@ -118,21 +118,48 @@ def price_label(price_year: int) -> str:
 
 @dataclass(frozen=True)
 class UnitCosts:
-    """Unit costs ready for pricing: the weekly table plus the inflation path (what ``sim.observe`` needs)."""
+    """Unit costs ready for pricing: the weekly table plus the inflation path (what ``sim.observe`` needs),
+    and a scenario's unit-cost levers (``agents/levers.py``, kind ``unit_cost``), applied month by month."""
     weekly: np.ndarray          # [N_STATES, 2, N_NEED], GBP per week, base-year prices
     inflation: float
     price_year_ending: int
+    levers: tuple = ()
 
     @classmethod
-    def from_params(cls, params: Mapping[str, float]) -> "UnitCosts":
-        return cls(unit_cost_table(params), inflation_rate(params), price_year_ending(params))
+    def from_params(cls, params: Mapping[str, float], levers=()) -> "UnitCosts":
+        return cls(unit_cost_table(params), inflation_rate(params), price_year_ending(params),
+                   tuple(lv for lv in levers if lv.kind == "unit_cost"))
+
+    def monthly_weekly(self, months: int, covered_share=None) -> np.ndarray:
+        """Weekly costs for model months 0..months [months + 1, N_STATES, 2, N_NEED] with the unit-cost levers:
+        from its start a lever multiplies (``multiplier``) or adds GBP a week (``addition``) to the unit cost of
+        the states with its ``cost_key`` (one provider or both), ramped over its phase-in. A lever limited to
+        named LAs acts on ``covered_share(lever, month)`` of the child-months (their share of the care stock):
+        the expected cost, as child-months are not priced by LA."""
+        from agents.levers import ramp
+        out = np.broadcast_to(self.weekly, (months + 1,) + self.weekly.shape).copy()
+        for lv in self.levers:
+            states = [st.code for st in S.STATES if st.cost_key == lv.cost_key]
+            prov = [PROVIDERS.index(lv.provider)] if lv.provider else list(range(len(PROVIDERS)))
+            for m in range(lv.first_month, months + 1):
+                f = ramp(lv, m) * (covered_share(lv, m) if lv.las and covered_share is not None else 1.0)
+                for s in states:
+                    for p in prov:
+                        if lv.multiplier is not None:
+                            out[m, s, p] *= 1.0 + f * (lv.multiplier - 1.0)
+                        else:
+                            out[m, s, p] = np.maximum(out[m, s, p] + f * lv.addition, 0.0)
+        return out
 
     def cash_factor(self, financial_year_ending: int) -> float:
         return _growth(self.inflation, financial_year_ending, self.price_year_ending)
 
 
 def monthly_cost(cm: np.ndarray, weekly: np.ndarray) -> np.ndarray:
-    """Cost by month and state in base-year prices from child-months ``cm`` [month, state, provider, need]."""
+    """Cost by month and state in base-year prices from child-months ``cm`` [month, state, provider, need];
+    ``weekly`` is one table [state, provider, need] or one per month [month, state, provider, need]."""
+    if weekly.ndim == cm.ndim and weekly.shape == cm.shape:
+        return np.einsum("mspn,mspn->ms", cm.astype(np.float64), weekly) * WEEKS_PER_MONTH
     if cm.shape[1:] != weekly.shape:
         raise CostError(f"child-months have shape {cm.shape[1:]} per month but the unit-cost table is {weekly.shape}")
     return np.einsum("mspn,spn->ms", cm.astype(np.float64), weekly) * WEEKS_PER_MONTH

@@ -190,10 +190,26 @@ def flow_rows(res, scale: float) -> list[pd.DataFrame]:
             _block("individuals_alive", MODEL, res.years, alive, [TOTAL])]
 
 
-def cost_rows(res, scale: float, unit: C.UnitCosts) -> list[pd.DataFrame]:
-    """Costs per financial year by model category: base-year prices and cash (child-months x weekly cost)."""
+def _covered_share(res, la_codes: Sequence[str] | None):
+    """For LA-limited unit-cost levers: the covered LAs' share of the care stock at the last 31 March."""
+    codes = list(la_codes or [])
+
+    def share(lever, month: int) -> float:
+        yi = min((month - 1) // 12, res.la_cla.shape[0] - 1)
+        tot = res.la_cla[yi].sum()
+        idx = [codes.index(c) for c in lever.las if c in codes]
+        return float(res.la_cla[yi, idx].sum() / tot) if tot > 0 else 0.0
+    return share
+
+
+def cost_rows(res, scale: float, unit: C.UnitCosts, la_codes: Sequence[str] | None = None) -> list[pd.DataFrame]:
+    """Costs per financial year by model category: base-year prices and cash (child-months x weekly cost,
+    with the scenario's unit-cost levers month by month)."""
     y = res.years[1:]
-    by_state = _by_year(C.monthly_cost(res.cm, unit.weekly), y.size, "cm") / scale
+    weekly = unit.weekly
+    if unit.levers:
+        weekly = unit.monthly_weekly(res.cm.shape[0] - 1, _covered_share(res, la_codes))
+    by_state = _by_year(C.monthly_cost(res.cm, weekly), y.size, "cm") / scale
     real = np.concatenate([_by_group(by_state, COST_GROUPS), by_state.sum(axis=1)[:, None]], axis=1)
     cash = real * np.array([unit.cash_factor(int(v)) for v in y])[:, None]
     labels = list(COST_GROUPS) + [TOTAL]
@@ -235,7 +251,7 @@ def tidy(result, scenario: str, replicate: int, draw: int, unit_costs=None, by_l
     parts += flow_rows(result, scale)
     unit = _unit_costs(unit_costs)
     if unit is not None:
-        parts += cost_rows(result, scale, unit)
+        parts += cost_rows(result, scale, unit, la_codes)
     if by_la:
         parts += la_rows(result, scale, la_codes)
     df = pd.concat(parts, ignore_index=True)

@@ -141,10 +141,10 @@ def _work(replicate: int) -> tuple[int, engine.Result]:
     return _simulate(_SHARED, replicate)
 
 
-def _unit_costs(params):
-    """Unit costs for the observation model, priced once per run."""
+def _unit_costs(params, levers=()):
+    """Unit costs for the observation model (with the scenario's unit-cost levers), priced once per member."""
     from sim.costs import UnitCosts
-    return UnitCosts.from_params(params)
+    return UnitCosts.from_params(params, levers)
 
 
 def _progress(total: int, enabled: bool):
@@ -210,13 +210,13 @@ def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, 
     try:
         shared = prepare(scenario, seed, end_year, scale, ensemble, uncertainty, area)
         t_prep = time.perf_counter() - t0
-        costs = {0: _unit_costs(shared.params)}
+        costs = {0: _unit_costs(shared.params, scenario.levers)}
         frames: dict[int, pd.DataFrame] = {}
         alive_max, alive_start = {}, {}
         for r, res in _results(shared, replicates, workers, threads, progress):
             m = member_of(shared, r)
             if m not in costs:  # unit costs are priors too: each member prices its own child-months
-                costs[m] = _unit_costs(shared.members[m])
+                costs[m] = _unit_costs(shared.members[m], scenario.levers)
             frames[r] = observe.tidy(res, scenario.name, r, m, unit_costs=costs[m], by_la=by_la,
                                      la_codes=shared.inputs.la_codes, area=area)
             alive_max[r] = int(res.alive.max()) / scale

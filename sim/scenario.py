@@ -35,8 +35,9 @@ A scenario file looks like::
     # ...or, where no source sizes it: assumption = true, rationale = "...", low = 0.7, high = 1.0
 
 Hazard levers change the kernel's transition probabilities from their start (engine and Mesa reference
-model alike); capacity, unit_cost and investment levers are validated and kept on ``Scenario.levers`` but not
-applied yet (see ``agents/levers.py``). A scenario with a ``base`` keeps the base's levers; a lever of the
+model alike); unit_cost levers reprice child-months (``sim/costs.py``); investment levers are costed by
+``caresim compare``; capacity levers are validated and kept on ``Scenario.levers`` but not applied yet (the
+capacity model is not built; see ``agents/levers.py``). A scenario with a ``base`` keeps the base's levers; a lever of the
 same name replaces the base's.
 
 Every error is a ``ScenarioError`` whose message names the file, the field and the offending value.
@@ -85,8 +86,8 @@ class Scenario:
 
     @property
     def hazard_levers(self) -> tuple[levers_mod.Lever, ...]:
-        """The levers runs apply (hazard levers; the other kinds are validated but not applied yet)."""
-        return tuple(lv for lv in self.levers if lv.applied)
+        """The levers the engine applies to transitions (kind hazard)."""
+        return tuple(lv for lv in self.levers if lv.kind == "hazard")
 
     def overrides(self) -> dict[str, float]:
         """Parameter overrides for ``base_parameters``: [parameters] plus the parameters [inputs] set."""

@@ -132,3 +132,24 @@ def test_naive_scenario_takes_no_levers(tmp_path):
     p.write_text('[scenario]\nname = "n"\nmethod = "guess"\n')
     with pytest.raises(scenario_mod.ScenarioError, match="is not one of"):
         scenario_mod.load(p)
+
+
+def test_unit_cost_lever_reprices_only_its_state_from_its_start(folder):
+    """Kinship-order allowances x 2 from April 2025 (no hazard change, so the same child-months): the paired
+    cost difference of kinship orders equals the status quo's cost from 2025-26, is 0 before, and no other
+    category moves."""
+    _write(folder, "allowance", '[[lever]]\nname = "sgo_allowance"\nkind = "unit_cost"\ncost_key = "kinship_order"\n'
+                                'multiplier = 2.0\nsource = "test"\n')
+    sc = cmp.load_all([folder / "status_quo.toml", folder / "allowance.toml"])
+    table = ens.load()
+    comp = cmp.compare(sc, 2, 3, 2027, 0.03, workers=1, ensemble=table[table["member"] <= 2], progress=False,
+                       log=lambda *_: None)
+    base, reform = comp.replicates[cmp.BASE], comp.replicates["allowance"]
+    diff = cmp.paired_differences(reform, base)
+    cost = diff[diff["measure"] == cmp.REAL_COST].merge(
+        base[base["measure"] == cmp.REAL_COST], on=["replicate", "draw"] + cmp.KEYS, suffixes=("", "_base"))
+    ko = cost[cost["category"] == "kinship_order"]
+    assert np.allclose(ko.loc[ko["year"] >= 2026, "value"], ko.loc[ko["year"] >= 2026, "value_base"])
+    assert (ko.loc[ko["year"] <= 2025, "value"] == 0).all()
+    others = cost[~cost["category"].isin(["kinship_order", "total"])]
+    assert (others["value"] == 0).all()
