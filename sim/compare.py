@@ -147,27 +147,41 @@ def compare(scenarios: list, replicates: int, seed: int, end_year: int, scale: f
 def crn_variance_reduction(base_sc, reform_sc, replicates: int, seed: int, year: int, scale: float,
                            ensemble: pd.DataFrame | None, workers: int | None = None, shared: dict | None = None,
                            progress: bool = False) -> dict:
-    """Variance of the ``year`` CLA-total paired difference (reform - status quo) with the same parameter
-    draws, with shared versus independent process random numbers (the reform run again on another seed)."""
+    """Variance of the ``year`` CLA-total paired difference (reform - status quo) with shared versus independent
+    process random numbers (the reform run again on another seed), for the same parameter draws:
+
+    * ``process``: one parameter set (the ensemble's central member) in every replicate, so the ratio is what
+      common random numbers do to Monte Carlo noise;
+    * ``parameter_and_process``: members in turn as in ``compare`` (``shared`` may hold its base and reform
+      rows); the variance of the effect across members is parameter uncertainty, which common random numbers
+      rightly leave in, so this ratio is smaller."""
     def total(df):
         d = df[(df["measure"] == "cla_31mar") & (df["scheme"] == "dfe_current") & (df["category"] == "total")
                & (df["age_band"] == "all") & (df["uasc"] == "all") & (df["la"] == "ENG") & (df["year"] == year)]
         return d.sort_values("replicate").set_index("replicate")[["draw", "value"]]
 
-    def run(sc, s):
+    def run(sc, s, uncertainty):
         return runner.run_scenario(sc, replicates, s, year, scale, workers=workers, progress=progress,
-                                   ensemble=ensemble, uncertainty="both")[0]
+                                   ensemble=ensemble, uncertainty=uncertainty)[0]
+
+    def measure(uncertainty, base=None, reform=None):
+        a = total(base if base is not None else run(base_sc, seed, uncertainty))
+        b = total(reform if reform is not None else run(reform_sc, seed, uncertainty))
+        c = total(run(reform_sc, seed + 1, uncertainty))  # same members (by replicate), other random numbers
+        if not (a["draw"].equals(b["draw"]) and a["draw"].equals(c["draw"])):
+            raise AssertionError("crn check: parameter draws differ between runs")
+        v_shared = float(np.var(b["value"] - a["value"], ddof=1))
+        v_indep = float(np.var(c["value"] - a["value"], ddof=1))
+        return {"var_shared": v_shared, "var_independent": v_indep,
+                "reduction": v_indep / v_shared if v_shared > 0 else float("inf"),
+                "mean_difference": float((b["value"] - a["value"]).mean())}
 
     shared = shared or {}
-    a = total(shared.get("base") if "base" in shared else run(base_sc, seed))
-    b = total(shared.get("reform") if "reform" in shared else run(reform_sc, seed))
-    c = total(run(reform_sc, seed + 1))  # same members (by replicate), other random numbers
-    if not (a["draw"].equals(b["draw"]) and a["draw"].equals(c["draw"])):
-        raise AssertionError("crn check: parameter draws differ between runs")
-    v_shared = float(np.var(b["value"] - a["value"], ddof=1))
-    v_indep = float(np.var(c["value"] - a["value"], ddof=1))
-    return {"year": year, "replicates": replicates, "reform": reform_sc.name, "var_shared": v_shared,
-            "var_independent": v_indep, "reduction": v_indep / v_shared if v_shared > 0 else float("inf")}
+    out = {"year": year, "replicates": replicates, "scale": scale, "reform": reform_sc.name,
+           "process": measure("process")}
+    if ensemble is not None:
+        out["parameter_and_process"] = measure("both", shared.get("base"), shared.get("reform"))
+    return out
 
 
 def load_all(paths: list[str | Path]) -> list:

@@ -134,6 +134,20 @@ def difference_figure(t: pd.DataFrame, names: list[str], path: Path) -> Path:
     return path
 
 
+def crn_paragraph(crn: dict) -> str:
+    """The common-random-numbers measurement in words."""
+    what = {"process": "one parameter set (the central member) in every replicate: Monte Carlo noise alone",
+            "parameter_and_process": "ensemble members in turn, as in the comparison: the effect's spread across "
+                                     "members is parameter uncertainty, which common random numbers keep"}
+    items = "".join(
+        f"<li>{html.escape(what[k])}: variance {m['var_shared']:,.0f} with shared random numbers against "
+        f"{m['var_independent']:,.0f} with independent ones, a <b>{m['reduction']:.1f}-fold</b> reduction (mean "
+        f"difference {m['mean_difference']:+,.0f}).</li>" for k, m in crn.items() if k in what)
+    return (f"<p>Variance of the {crn['year']} CLA-total paired difference ({html.escape(crn['reform'])} minus "
+            f"the status quo, {crn['replicates']} replicates, scale {crn['scale']:g}), same parameter draws:</p>"
+            f"<ul>{items}</ul>")
+
+
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"></figure>'
@@ -184,11 +198,7 @@ def write(folder: Path, comp, observed: pd.DataFrame | None, pv: pd.DataFrame, c
     diff = difference_figure(comp.table, names, folder / "differences.png")
     info = comp.info
     crn_html = ("<p>Not measured in this run (<code>caresim compare ... --crn-check</code> measures it).</p>"
-                if not crn else
-                f"<p>Variance of the {crn['year']} CLA-total paired difference ({crn['reform']} minus status quo, "
-                f"{crn['replicates']} replicates, same parameter draws): {crn['var_shared']:,.0f} with shared random "
-                f"numbers against {crn['var_independent']:,.0f} with independent ones: a <b>{crn['reduction']:.1f}-fold"
-                f"</b> reduction.</p>")
+                if not crn else crn_paragraph(crn))
     parts = [
         "<h1>caresim: reform scenarios compared</h1>",
         f"<p>{info['replicates']} replicates per scenario (one parameter-ensemble member each, the same members "
