@@ -1,6 +1,6 @@
 """Reform levers: what a scenario changes, defined once for the numba engine and the Mesa model (DESIGN §3).
 
-A lever is one named change with a start month, a phase-in, a coverage and its evidence. Four kinds:
+A lever is one named change with a start month, a phase-in, a coverage and its evidence. Five kinds:
 
 * ``hazard`` — multiplies (``multiplier``), or adds to (``addition``), the monthly probability of one event
   of ``agents/events.py`` for children in given states: ``from`` (a state of ``agents/states.csv``, a list of
@@ -20,6 +20,22 @@ A lever is one named change with a start month, a phase-in, a coverage and its e
   Applied by the numba kernel (``sim/kernel.step_month``) and the Mesa model (``agents/reference_model.py``)
   through ``child_effects`` and ``lever_event`` below: the same functions, compiled by numba for the kernel
   and run as plain Python by Mesa.
+* ``placement`` — multiplies (``multiplier`` only) the share of one or more destination placements (``to``:
+  a state of ``events.DEST_STATES``, or a list of them) in the draw a child makes when it enters care
+  (``on = "entry"``: ENTER_CARE from any state, and children who arrive straight into care), when it moves
+  placement (``on = "move"``: MOVE) or both (``on = "both"``, the default). Optional filters as for hazard
+  levers: ``age_band``, ``need_band``, ``uasc`` (the child's, at the draw). In the child's destination row
+  (``agents/hazards.compile_tables``: entry or move, age band, need band, UASC) each target's probability is
+  multiplied (RESIDENTIAL_HOME x 0.5 halves the share of children's homes) and the placements no lever
+  targets absorb the difference in proportion to their shares; if targets would exceed the whole row, or
+  nothing else can absorb, the targets are scaled to fill it. Structural zeros stay zero. Several levers on
+  one placement multiply. The draw is the child's status-quo destination draw, re-cut
+  (``placement_event``): a shrunk placement keeps the start of its interval, and the cut-off ends, in
+  destination order, are handed to the grown placements in destination order, so only children whose draw
+  falls in a cut-off end change placement (a maximal coupling: the fewest children move). It does not change
+  whether or when a child enters care or moves, only where it goes (keeping children out of care is a hazard
+  lever). Applied by the numba kernel and the Mesa model through ``placement_effects`` and
+  ``placement_event``.
 * ``capacity`` — foster capacity: ``capacity`` = ``recruitment``, ``retention`` or ``usable_share``, by a
   multiplier or an addition (recruitment: approved fostering households a year; retention: the annual
   de-registration rate; usable share: the share of approved places that can be used). Parsed and validated
@@ -38,9 +54,10 @@ month; April 2024 to the start is projected under the status quo). Model month m
 strength P months later (fraction d / P in month start + d); P = 0 means full strength from the start month.
 
 Coverage: all children (default); ``las`` = a list of 2024 LA codes (only children whose LA is one of them);
-``share`` = a fixed share of children (hazard levers), chosen by a hash of the child's stable id that does
-not depend on the seed, the scenario or the lever, so the same children are covered in every scenario and
-replicate and a smaller share is a subset of a larger one; with both, that share of those LAs' children.
+``share`` = a fixed share of children (hazard and placement levers), chosen by a hash of the child's stable id
+that does not depend on the seed, the scenario or the lever, so the same children are covered in every scenario
+and replicate (and by every lever with a share) and a smaller share is a subset of a larger one; with both, that
+share of those LAs' children.
 
 Evidence: a ``source`` (where the size comes from), or ``assumption = true`` with a ``rationale`` and a range
 ``low``..``high`` that contains the lever's value (for sensitivity analysis).
@@ -61,8 +78,10 @@ from agents import attributes as A
 from agents import events as E
 from agents import states as S
 
-KINDS = ("hazard", "capacity", "unit_cost", "investment")
+KINDS = ("hazard", "placement", "capacity", "unit_cost", "investment")
 CAPACITY_TARGETS = ("recruitment", "retention", "usable_share")
+PLACEMENT_ON = ("entry", "move", "both")
+DEST_NAMES = tuple(S.NAMES[s] for s in E.DEST_STATES)   # placements an entry or a move can draw, in draw order
 PROVIDERS = ("la", "independent")
 COST_KEYS = tuple(sorted({s.cost_key for s in S.STATES}))
 HAZARD_AGE_LABELS = A.AGE_LABELS7[: A.N_AGE]   # the hazard age bands (18 and over is not a hazard band)
@@ -91,6 +110,9 @@ COVER_DEC = 15
 
 # a hazard cell: (state, hazard age band, need band, uasc); the kernel looks levers up by cell
 N_CELLS = S.N_STATES * A.N_AGE * A.N_NEED * 2
+# a placement cell: (0 entry / 1 move, hazard age band, need band, uasc), the layout of HazardTables.dest_thr
+N_PCELLS = 2 * A.N_AGE * A.N_NEED * 2
+N_DEST = E.N_DEST
 
 
 class LeverError(ValueError):
@@ -111,6 +133,12 @@ def cell_index(state: int, age_band: int, need: int, uasc: int) -> int:
     return ((state * A.N_AGE + age_band) * A.N_NEED + need) * 2 + uasc
 
 
+def placement_cell(kind: int, age_band: int, need: int, uasc: int) -> int:
+    """Index of a placement cell (0 entry / 1 move, hazard age band 0-5, need band 0-3, uasc 0/1): the flat
+    index of ``HazardTables.dest_thr[kind, age_band, need, uasc]``."""
+    return ((kind * A.N_AGE + age_band) * A.N_NEED + need) * 2 + uasc
+
+
 @dataclass(frozen=True)
 class Lever:
     """One validated lever (see the module docstring for the fields' meaning); build it with ``from_table``
@@ -128,6 +156,9 @@ class Lever:
     age_bands: tuple[str, ...] = ()      # empty: every age band
     need_bands: tuple[int, ...] = ()     # empty: every need band
     uasc: bool | None = None             # None: UASC and other children
+    # placement: the destinations whose weight it multiplies, on entries, moves or both
+    placements: tuple[str, ...] = ()
+    on: str = ""
     # coverage
     las: tuple[str, ...] = ()            # empty: every LA
     share: float = 1.0
@@ -169,9 +200,9 @@ class Lever:
 
     @property
     def applied(self) -> bool:
-        """Whether runs apply this lever: hazard levers in the engine, unit-cost levers in the pricing
-        (``sim/costs.UnitCosts``), investment levers in ``caresim compare``; capacity levers not yet."""
-        return self.kind in ("hazard", "unit_cost", "investment")
+        """Whether runs apply this lever: hazard and placement levers in the engine, unit-cost levers in the
+        pricing (``sim/costs.UnitCosts``), investment levers in ``caresim compare``; capacity levers not yet."""
+        return self.kind in ("hazard", "placement", "unit_cost", "investment")
 
     def transitions(self) -> tuple[tuple[int, int], ...]:
         """(state code, slot of ``events.STATE_CHANNELS``) pairs the lever changes (hazard levers)."""
@@ -183,7 +214,8 @@ class Lever:
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name in ("name", "kind") or v != f.default:
-                key = {"from_states": "from", "age_bands": "age_band", "need_bands": "need_band"}.get(f.name, f.name)
+                key = {"from_states": "from", "age_bands": "age_band", "need_bands": "need_band",
+                       "placements": "to"}.get(f.name, f.name)
                 out[key] = _ym_text(v) if f.name in ("start", "end") and v is not None else (
                     list(v) if isinstance(v, tuple) else v)
         out["start"] = _ym_text(self.start)
@@ -287,10 +319,117 @@ def lever_event(thr_row, mk, ak, r):
     return n
 
 
+def placement_effects(pcell, la, u, cell_ok, dest_ok, la_ok, share, mult, md):
+    """Per-destination share multipliers ``md`` (length ``N_DEST``) from the placement levers that cover one
+    child's destination draw; returns True if any does, False otherwise (``md`` untouched). On a hit ``md`` is
+    reset to -1 (the destination is no lever's target: it absorbs the change) and each covering lever's
+    targets get its multiplier (several levers on one destination multiply).
+
+    ``pcell``: the draw's placement cell (``placement_cell``); ``la``: the child's LA index; ``u``: its coverage
+    draw (as for ``child_effects``); the other arguments are the per-lever part of a
+    ``PlacementTables.for_month`` tuple (lever l's block at l * N_PCELLS, l * N_DEST and l * n_la). Written
+    for numba (``sim/kernel.py`` compiles it) and plain Python alike."""
+    n_lev = len(share)
+    if n_lev == 0:
+        return False
+    n_la = len(la_ok) // n_lev
+    n_dest = len(md)
+    hit = False
+    for lv in range(n_lev):
+        if cell_ok[lv * N_PCELLS + pcell] == 0 or la_ok[lv * n_la + la] == 0 or u >= share[lv]:
+            continue
+        if not hit:
+            for j in range(n_dest):
+                md[j] = -1.0
+            hit = True
+        for j in range(n_dest):
+            if dest_ok[lv * n_dest + j] != 0:
+                md[j] = mult[lv] if md[j] < 0.0 else md[j] * mult[lv]
+    return hit
+
+
+def placement_event(thr_row, md, r):
+    """The destination (index into ``events.DEST_STATES``) a draw ``r`` selects in a destination row
+    (cumulative uint32 thresholds; the last one is the row's total) when the share of each target destination
+    (``md[j] >= 0``, from ``placement_effects``) is multiplied by md[j] and the other destinations
+    (``md[j] < 0``) absorb the difference in proportion to their shares: width p_j becomes q_j = p_j x md[j]
+    for a target and p_j x a for the others, a = (total - sum of targets' p x md) / (total - sum of targets'
+    p). If there is nothing to absorb it (the targets hold the whole row) or the targets would exceed the
+    whole, the targets are scaled to fill the row and the others get nothing. Structural zeros stay zero.
+
+    Re-cut of the status-quo draw: a draw in the first min(p_j, q_j) of destination j's interval keeps j. The
+    ends cut off shrunk destinations, taken in destination order, form one range that is handed to the grown
+    destinations (their gains q_j - p_j) in destination order. So only children whose draw falls in a cut-off
+    end change placement, the fewest possible (a maximal coupling with the status quo: common random numbers);
+    with every target's md = 1 every draw selects what the row selects, bit for bit. Rounding down leaves the
+    gains a few units of 2**-32 short of the cuts: the last grown destination takes those draws. A draw at or
+    above the total and a row the targets would empty (all their md = 0 and nothing else to absorb) keep
+    their status-quo destination."""
+    n = len(thr_row)
+    total = int(thr_row[n - 1])
+    orig = n - 1                         # the status-quo destination (a draw at the total: the last one)
+    for k in range(n):
+        if r < int(thr_row[k]):
+            orig = k
+            break
+    if r >= total:
+        return orig
+    xt = 0.0                             # the targets' new widths, before rounding
+    pt = 0                               # the targets' old widths
+    prev = 0
+    for k in range(n):
+        t = int(thr_row[k])
+        if md[k] >= 0.0:
+            xt += (t - prev) * md[k]
+            pt += t - prev
+        prev = t
+    rest = total - pt
+    if rest > 0 and xt <= total:
+        a = (total - xt) / rest          # what the other destinations keep of their width (exactly 1 if md = 1)
+        scale = 1.0
+    elif xt > 0.0:
+        a = 0.0                          # nothing absorbs, or the targets overflow: they fill the row
+        scale = total / xt
+    else:
+        return orig
+    off = -1                             # the draw's place in the range of cut-off ends
+    cut = 0
+    prev = 0
+    for k in range(n):
+        t = int(thr_row[k])
+        p = t - prev
+        x = p * (md[k] * scale if md[k] >= 0.0 else a)   # the new width (inlined: numba compiles this function)
+        q = math.floor(x) if x > 0.0 else 0
+        if k == orig:
+            if q >= p or r - prev < q:
+                return k
+            off = cut + (r - prev - q)
+            break
+        if q < p:
+            cut += p - q
+        prev = t
+    gained = 0
+    last = orig                          # rounding leaves the gains a few units short of the cuts: the last
+    prev = 0                             # grown destination takes those draws too
+    for k in range(n):
+        t = int(thr_row[k])
+        p = t - prev
+        x = p * (md[k] * scale if md[k] >= 0.0 else a)
+        q = math.floor(x) if x > 0.0 else 0
+        if q > p:
+            gained += q - p
+            last = k
+            if off < gained:
+                return k
+        prev = t
+    return last
+
+
 # ---- compiled tables ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LeverTables:
-    """The hazard levers of a run as flat arrays for the kernel (one row block per lever):
+    """The hazard levers of a run as flat arrays for the kernel (one row block per lever), and the placement
+    levers' tables (``placement``, None without placement levers):
 
     * ``cell_flag`` uint8 [N_CELLS]: 0 where no lever changes the cell, else 1, or 3 where a lever of the cell
       covers a share of children (the child's coverage draw is needed);
@@ -308,6 +447,12 @@ class LeverTables:
     share: np.ndarray
     targets: np.ndarray
     first_month: int
+    placement: "PlacementTables | None" = None   # the run's placement levers (``compile_levers``)
+
+    def placement_for_month(self, month: int) -> tuple | None:
+        """The kernel's placement-lever argument for model month ``month`` (``PlacementTables.for_month``):
+        None (the status-quo destination draw) with no placement lever or before the earliest one starts."""
+        return self.placement.for_month(month) if self.placement is not None else None
 
     def for_month(self, month: int) -> tuple | None:
         """The kernel's lever argument for model month ``month``: None (the status-quo kernel) before the
@@ -327,9 +472,80 @@ class LeverTables:
         return (self.cell_flag, cell_mult, cell_add, self.cell_slot, self.la_ok, self.share, mult, add)
 
 
+@dataclass(frozen=True)
+class PlacementTables:
+    """The placement levers of a run as flat arrays for the kernel (one row block per lever):
+
+    * ``cell_flag`` uint8 [N_PCELLS]: 0 where no lever changes the placement cell's draw, else 1, or 3 where a
+      lever of the cell covers a share of children (the child's coverage draw is needed);
+    * ``cell_ok`` uint8 [L * N_PCELLS]: 1 where lever l applies in the cell (entry / move, age band, need
+      band and UASC filters folded in);
+    * ``dest_ok`` uint8 [L * N_DEST]: 1 where lever l multiplies destination j (``events.DEST_STATES[j]``);
+    * ``la_ok`` uint8 [L * n_la], ``share`` uint64 [L]: coverage, as for hazard levers."""
+    levers: tuple[Lever, ...]
+    cell_flag: np.ndarray
+    cell_ok: np.ndarray
+    dest_ok: np.ndarray
+    la_ok: np.ndarray
+    share: np.ndarray
+    first_month: int
+
+    def for_month(self, month: int) -> tuple | None:
+        """None (the status-quo draw) before the earliest start or with no placement lever, else the tuple
+        (cell_flag, cell_ok, dest_ok, la_ok, share, mult), ``mult`` float64 [L] the levers' phased multipliers
+        this month (``effect_at``)."""
+        if not self.levers or month < self.first_month:
+            return None
+        mult = np.array([effect_at(lv, month)[0] for lv in self.levers], dtype=np.float64)
+        return (self.cell_flag, self.cell_ok, self.dest_ok, self.la_ok, self.share, mult)
+
+
+def _coverage(lv: Lever, index: Mapping[str, int], n_la: int) -> tuple[np.ndarray, int]:
+    """A lever's LA flags [n_la] and coverage-share threshold (FULL_SHARE = every child)."""
+    la_ok = np.zeros(n_la, dtype=np.uint8)
+    if lv.las:
+        la_ok[[index[c] for c in lv.las if c in index]] = 1
+    else:
+        la_ok[:] = 1
+    return la_ok, (FULL_SHARE if lv.share >= 1.0 else int(math.floor(lv.share * U32)))
+
+
+def _filters(lv: Lever) -> tuple[list[int], list[int], list[int]]:
+    """The age bands, need bands and UASC values a hazard or placement lever applies to."""
+    ages = [HAZARD_AGE_LABELS.index(a) for a in lv.age_bands] or list(range(A.N_AGE))
+    needs = list(lv.need_bands) or list(range(A.N_NEED))
+    uascs = [int(lv.uasc)] if lv.uasc is not None else [0, 1]
+    return ages, needs, uascs
+
+
+def compile_placement(levers: Sequence[Lever], la_codes: Sequence[str]) -> PlacementTables:
+    """Tables of the placement levers among ``levers`` for a run whose LA index i is ``la_codes[i]``."""
+    pl = tuple(lv for lv in levers if lv.kind == "placement")
+    n_la = max(len(la_codes), 1)
+    cell_ok = np.zeros((len(pl), 2, A.N_AGE, A.N_NEED, 2), dtype=np.uint8)
+    dest_ok = np.zeros((len(pl), N_DEST), dtype=np.uint8)
+    la_ok = np.zeros((len(pl), n_la), dtype=np.uint8)
+    share = np.zeros(len(pl), dtype=np.uint64)
+    index = {c: i for i, c in enumerate(la_codes)}
+    for i, lv in enumerate(pl):
+        ages, needs, uascs = _filters(lv)
+        kinds = {"entry": [0], "move": [1], "both": [0, 1]}[lv.on]
+        cell_ok[i][np.ix_(kinds, ages, needs, uascs)] = 1
+        dest_ok[i, [DEST_NAMES.index(d) for d in lv.placements]] = 1
+        la_ok[i], share[i] = _coverage(lv, index, n_la)
+    flat = cell_ok.reshape(len(pl), N_PCELLS).astype(bool)
+    partial = (share < FULL_SHARE)[:, None]
+    cell_flag = flat.any(axis=0).astype(np.uint8) | (2 * (flat & partial).any(axis=0)).astype(np.uint8)
+    first = min((lv.first_month for lv in pl), default=0)
+    return PlacementTables(pl, np.ascontiguousarray(cell_flag, dtype=np.uint8),
+                           np.ascontiguousarray(cell_ok.reshape(-1)), np.ascontiguousarray(dest_ok.reshape(-1)),
+                           np.ascontiguousarray(la_ok.reshape(-1)), share, first)
+
+
 def compile_levers(levers: Sequence[Lever], la_codes: Sequence[str]) -> LeverTables:
-    """Tables of the hazard levers among ``levers`` for a run whose LA index i is ``la_codes[i]``; the other
-    kinds are not applied yet (see the module docstring) and are left out."""
+    """Tables of the hazard levers among ``levers`` for a run whose LA index i is ``la_codes[i]``, with the
+    placement levers' tables (``compile_placement``) attached; capacity, unit-cost and investment levers act
+    outside the kernel (see the module docstring) and are left out."""
     haz = tuple(lv for lv in levers if lv.kind == "hazard")
     n_la = max(len(la_codes), 1)
     cell_slot = np.full((len(haz), S.N_STATES, A.N_AGE, A.N_NEED, 2), -1, dtype=np.int8)
@@ -337,23 +553,18 @@ def compile_levers(levers: Sequence[Lever], la_codes: Sequence[str]) -> LeverTab
     share = np.zeros(len(haz), dtype=np.uint64)
     index = {c: i for i, c in enumerate(la_codes)}
     for i, lv in enumerate(haz):
-        ages = [HAZARD_AGE_LABELS.index(a) for a in lv.age_bands] or list(range(A.N_AGE))
-        needs = list(lv.need_bands) or list(range(A.N_NEED))
-        uascs = [int(lv.uasc)] if lv.uasc is not None else [0, 1]
+        ages, needs, uascs = _filters(lv)
         for s, k in lv.transitions():
             cell_slot[i, s][np.ix_(ages, needs, uascs)] = k
-        if lv.las:
-            la_ok[i, [index[c] for c in lv.las if c in index]] = 1
-        else:
-            la_ok[i, :] = 1
-        share[i] = FULL_SHARE if lv.share >= 1.0 else int(math.floor(lv.share * U32))
+        la_ok[i], share[i] = _coverage(lv, index, n_la)
     targets = (cell_slot >= 0).reshape(len(haz), N_CELLS)
     partial = (share < FULL_SHARE)[:, None]
     cell_flag = (targets.any(axis=0).astype(np.uint8) | (2 * (targets & partial).any(axis=0)).astype(np.uint8))
     first = min((lv.first_month for lv in haz), default=0)
+    placement = compile_placement(levers, la_codes)
     return LeverTables(haz, np.ascontiguousarray(cell_flag, dtype=np.uint8),
                        np.ascontiguousarray(cell_slot.reshape(-1)), np.ascontiguousarray(la_ok.reshape(-1)), share,
-                       targets, first)
+                       targets, first, placement if placement.levers else None)
 
 
 # ---- transitions ----------------------------------------------------------------------------------------------
@@ -391,7 +602,8 @@ def resolve_transitions(from_states: Sequence[str], to: str) -> tuple[tuple[int,
             drawn = [e for e in ("ENTER_CARE", "MOVE") if e in events]
             if drawn and S.CODE[to] in E.DEST_STATES:
                 raise LeverError("to", to, f"is a placement drawn after {drawn[0]} from {nm}, not an event of its "
-                                           f"own: a lever changes an event (use to = {drawn[0]!r})")
+                                           f"own: a hazard lever changes an event (use to = {drawn[0]!r}); a "
+                                           f"kind = \"placement\" lever changes the placements drawn")
             raise LeverError("to", to, f"is not reached from {nm} by any event of the model "
                                        f"(events from {nm}: {', '.join(events)})")
         else:
@@ -408,6 +620,7 @@ COMMON_KEYS = ("name", "kind", "description", "start", "phase_in_months", "las",
                "rationale", "low", "high")
 KIND_KEYS = {
     "hazard": ("from", "to", "age_band", "need_band", "uasc", "multiplier", "addition", "share"),
+    "placement": ("to", "on", "age_band", "need_band", "uasc", "multiplier", "share"),
     "capacity": ("capacity", "multiplier", "addition"),
     "unit_cost": ("cost_key", "provider", "multiplier", "addition"),
     "investment": ("annual_gbp", "end"),
@@ -482,9 +695,13 @@ def _from_table(table: Mapping[str, Any], la_codes: Sequence[str] | None) -> Lev
             owners = [kd for kd, ks in KIND_KEYS.items() if k in ks]
             raise LeverError(k, v, f"is a key of {' / '.join(owners)} levers, not of a {kind} lever")
     kw: dict[str, Any] = {"name": table["name"], "kind": kind}
-    for k in ("description", "source", "rationale", "to", "capacity", "cost_key", "provider"):
-        if k in table:
+    for k in ("description", "source", "rationale", "to", "capacity", "cost_key", "provider", "on"):
+        if k in table and not (k == "to" and kind == "placement"):
             kw[k] = _string(k, table[k])
+    if kind == "placement":
+        kw["on"] = kw.get("on", "both")
+        if "to" in table:
+            kw["placements"] = _strings("to", table["to"])
     for k in ("multiplier", "addition", "share", "low", "high", "annual_gbp"):
         if k in table:
             kw[k] = _number(k, table[k])
@@ -545,6 +762,12 @@ def _check(lv: Lever) -> None:
     if not 0 <= lv.phase_in_months <= MAX_PHASE_IN:
         raise LeverError("phase_in_months", lv.phase_in_months, f"must be between 0 and {MAX_PHASE_IN}")
     # effect
+    if lv.kind == "placement" and lv.addition is not None:
+        raise LeverError("addition", lv.addition, "is not for a placement lever: it multiplies destination "
+                                                  "weights (use 'multiplier')")
+    if lv.kind == "placement" and lv.multiplier is None:
+        raise LeverError("multiplier", None, "is required for a placement lever (the factor on the weights of "
+                                             "the placements in 'to')")
     effects = [k for k in ("multiplier", "addition") if getattr(lv, k) is not None]
     if lv.kind == "investment":
         if lv.annual_gbp is None:
@@ -558,20 +781,15 @@ def _check(lv: Lever) -> None:
     lo_hi = _value_range(lv, effects[0])
     _in_range(effects[0], lv.value, *lo_hi)
     # target
-    if lv.kind == "hazard":
+    if lv.kind == "placement":
+        _check_placement(lv)
+    elif lv.kind == "hazard":
         if not lv.from_states:
             raise LeverError("from", None, "is required for a hazard lever (a state, a list, or IN_CARE)")
         if not lv.to:
             raise LeverError("to", None, "is required for a hazard lever (an event or the state it reaches)")
         resolve_transitions(lv.from_states, lv.to)
-        for a in lv.age_bands:
-            if a not in HAZARD_AGE_LABELS:
-                raise LeverError("age_band", a, f"is not a hazard age band (known: {', '.join(HAZARD_AGE_LABELS)})")
-        for n in lv.need_bands:
-            if not 0 <= n < A.N_NEED:
-                raise LeverError("need_band", n, f"is not a need band (0-{A.N_NEED - 1})")
-        if not 0.0 <= lv.share <= 1.0:
-            raise LeverError("share", lv.share, "must be a share of children between 0 and 1")
+        _check_filters(lv)
     elif lv.kind == "capacity" and lv.capacity not in CAPACITY_TARGETS:
         raise LeverError("capacity", lv.capacity or None, f"must be one of {', '.join(CAPACITY_TARGETS)}")
     elif lv.kind == "unit_cost":
@@ -600,6 +818,40 @@ def _check(lv: Lever) -> None:
         for k in ("rationale", "low", "high"):
             if getattr(lv, k) not in (None, ""):
                 raise LeverError(k, getattr(lv, k), "is only for an assumption (set assumption = true)")
+
+
+def _check_filters(lv: Lever) -> None:
+    """Age band, need band and share of a hazard or placement lever."""
+    for a in lv.age_bands:
+        if a not in HAZARD_AGE_LABELS:
+            raise LeverError("age_band", a, f"is not a hazard age band (known: {', '.join(HAZARD_AGE_LABELS)})")
+    for n in lv.need_bands:
+        if not 0 <= n < A.N_NEED:
+            raise LeverError("need_band", n, f"is not a need band (0-{A.N_NEED - 1})")
+    if not 0.0 <= lv.share <= 1.0:
+        raise LeverError("share", lv.share, "must be a share of children between 0 and 1")
+
+
+def _check_placement(lv: Lever) -> None:
+    """Destinations, draw (entry / move / both) and filters of a placement lever."""
+    if not lv.placements:
+        raise LeverError("to", None, f"is required for a placement lever: a placement or a list of them "
+                                     f"(known: {', '.join(DEST_NAMES)})")
+    for d in lv.placements:
+        if d in DEST_NAMES:
+            continue
+        if d == "PLACED_FOR_ADOPTION":
+            why = ("is reached by the TO_ADOPTION event, not drawn on entry or a move (use a hazard lever: "
+                   "from = \"IN_CARE\", to = \"PLACED_FOR_ADOPTION\")")
+        elif d in S.CODE:
+            why = f"is not a placement in care (placements drawn on entry or a move: {', '.join(DEST_NAMES)})"
+        else:
+            why = f"is not a state of agents/states.csv (placements: {', '.join(DEST_NAMES)})"
+        raise LeverError("to", d, why)
+    if lv.on not in PLACEMENT_ON:
+        raise LeverError("on", lv.on or None, f"must be one of {', '.join(PLACEMENT_ON)} (the placements drawn on "
+                                              f"entry to care, on a move, or both)")
+    _check_filters(lv)
 
 
 def _value_range(lv: Lever, effect: str) -> tuple[float, float]:

@@ -13,7 +13,9 @@ The month rule for one child, in order (``Child.step``):
   4. one uniform draw is compared with the row's cumulative thresholds: no event -> both clocks + 1;
   5. otherwise the event row says what happens (``apply_event``): leave, move to a fixed state, enter care or
      move placement (a destination draw and a provider draw; an entry may end the same month: short stay),
-     or transfer to another LA (a draw of the new LA; the child stays where it is).
+     or transfer to another LA (a draw of the new LA; the child stays where it is). Placement levers that
+     cover the child re-cut its destination draw (``Child.placement_effects`` and
+     ``levers.placement_event``, the pure functions the kernel compiles).
 Only occupancy and exits are kept here; DfE start/cessation counting lives in the engine's observation model.
 The numba kernel (``sim/kernel.step_month``) inlines the same rule for speed; ``tests/test_reference_model.py``
 checks that the two agree child by child.
@@ -180,11 +182,28 @@ class Child(mesa.Agent):
         if E.EV_PREV_PLUS[ev]:
             self.prev = min(self.prev + 1, 255)
 
+    def placement_effects(self, kind: int, lev: tuple) -> list | None:
+        """Per-destination multipliers of the placement levers that cover this child's draw (kind 0 entry,
+        1 move) this month (None if none does): its placement cell, its coverage draw and
+        ``levers.placement_effects``, as in the kernel; ``levers.placement_event`` then picks the placement."""
+        pcell = L.placement_cell(kind, self.age_band, self.need, self.uasc)
+        if not lev[0][pcell]:
+            return None
+        u = draw32(L.COVER_SEED, self.cid, L.COVER_MONTH, L.COVER_DEC)
+        md = [1.0] * L.N_DEST
+        if not L.placement_effects(pcell, self.la, u, *lev[1:], md):
+            return None
+        return md
+
     def place(self, kind: int) -> None:
-        """Draw a placement (entry or move distribution) and its provider; the placement clock restarts."""
+        """Draw a placement (entry or move distribution; re-cut by placement levers that cover the child) and
+        its provider; the placement clock restarts."""
         tab = self.model.tables
         row = tab.dest_thr[kind][self.age_band][self.need][self.uasc]
-        j = min(select(row, self.draw(DEC_DEST)), len(tab.dest_state) - 1)
+        lev = self.model.placement_month
+        md = self.placement_effects(kind, lev) if lev is not None else None
+        r = self.draw(DEC_DEST)
+        j = min(select(row, r), len(tab.dest_state) - 1) if md is None else L.placement_event(row, md, r)
         self.state = tab.dest_state[j]
         self.plc = 0
         self.flags &= ~A.FLAG_AGENCY
@@ -203,11 +222,13 @@ class ReferenceModel(mesa.Model):
     def __init__(self, tables: HazardTables, seed: int, children: dict, first_month: int = 1,
                  returned_max: int = 72, la_cum=None, order_seed: int = 0, levers: L.LeverTables | None = None):
         """``children``: arrays cid, state, age_months, flags, epi, plc, prev, la (as ``child_arrays`` returns);
-        ``levers``: compiled hazard levers (``agents.levers.compile_levers``), applied from their start months."""
+        ``levers``: compiled hazard and placement levers (``agents.levers.compile_levers``), applied from their
+        start months."""
         super().__init__(rng=order_seed)  # Mesa's own generator only shuffles the stepping order
         self.tables = RuleTables.from_hazard_tables(tables, la_cum)
         self.levers = levers
         self.lever_month = None  # this month's lever tuple as lists (None: no lever in force)
+        self.placement_month = None  # this month's placement-lever tuple as lists (None: none in force)
         self.seed = int(seed)
         self.month = first_month - 1
         self.returned_max = int(returned_max)
@@ -235,6 +256,8 @@ class ReferenceModel(mesa.Model):
         self.month += 1
         lev = self.levers.for_month(self.month) if self.levers is not None else None
         self.lever_month = tuple(a.tolist() for a in lev) if lev is not None else None
+        plc = self.levers.placement_for_month(self.month) if self.levers is not None else None
+        self.placement_month = tuple(a.tolist() for a in plc) if plc is not None else None
         self.agents.shuffle_do("step")
         self.history.append(self.occupancy())
 

@@ -139,7 +139,8 @@ def run_cohort(pop: Population, tables: HazardTables, seed: int, months: int, fi
 
     Row t is the count by state at the end of month ``first_month + t - 1`` (row 0 = the start); the last
     column counts children who have left the model (case closed, adopted, left care, aged 18, ...).
-    ``levers``: compiled hazard levers (``agents.levers.compile_levers``), applied from their start months.
+    ``levers``: compiled hazard and placement levers (``agents.levers.compile_levers``), applied from their
+    start months.
     """
     la_cum = single_la_cum() if la_cum is None else np.asarray(la_cum, dtype=np.uint32)
     seed = as_seed(seed)
@@ -154,7 +155,8 @@ def run_cohort(pop: Population, tables: HazardTables, seed: int, months: int, fi
         kernel.step_month(*pop.arrays(), pop.n_used, seed, month, ymark, tables.thr, tables.thr_total,
                           tables.event_of_slot, tables.dest_thr, tables.dest_state, tables.short_thr,
                           tables.agency_thr, la_cum, int(returned_max), *acc.args(), pop.vac_idx, pop.vac_cnt,
-                          levers.for_month(month) if levers is not None else None)
+                          levers.for_month(month) if levers is not None else None,
+                          levers.placement_for_month(month) if levers is not None else None)
         # the kernel's child-months of this month are the end-of-month counts by state (no rescan needed)
         out[t, : S.N_STATES] = acc.cm.sum(axis=0).reshape(S.N_STATES, -1).sum(axis=1)
         out[t, N_LEFT_COL] = n_start - out[t, : S.N_STATES].sum()

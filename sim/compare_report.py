@@ -170,7 +170,8 @@ def lever_table(scenarios: list) -> pd.DataFrame:
                       "capacity": lv.capacity, "unit_cost": f"{lv.cost_key} {lv.provider}".strip(),
                       "investment": "GBP a year"}.get(lv.kind, "")
             if lv.kind == "placement":
-                target = ", ".join(f"{k}" for k in d.get("states", d.get("to", [])) or []) or target
+                to = d.get("to", [])
+                target = f"{', '.join(to) if isinstance(to, list) else to} share on {lv.on or 'both'}"
             evidence = lv.source or (f"ASSUMPTION: {lv.rationale} (range {lv.low} to {lv.high})")
             rows.append({"scenario": sc.name, "lever": lv.name, "kind": lv.kind, "target": target,
                          "size": ("x" if lv.multiplier is not None else "+" if lv.addition is not None else "GBP ")
@@ -214,8 +215,10 @@ def write(folder: Path, comp, observed: pd.DataFrame | None, pv: pd.DataFrame, c
         _table(pv),
         "<h2>Fan charts</h2>", _img(fan, "fan charts"), _img(diff, "paired differences"),
         "<h2>Common random numbers</h2>", crn_html,
-        "<h2>Levers</h2><p>Hazard levers act in the engine from their start month; capacity and unit-cost levers are "
-        "validated but not applied yet (the capacity model is not built); investment levers are costed.</p>",
+        "<h2>Levers</h2><p>Hazard levers (transition probabilities) and placement levers (a placement's share of "
+        "the placement drawn on entry or move) act in the engine from their start month; unit-cost levers reprice "
+        "child-months; investment levers are costed; capacity levers are validated but not applied yet (the "
+        "capacity model is not built).</p>",
         _table(lever_table(comp.scenarios)),
         "<h2>Assumptions and priors</h2><details><summary>Every labelled prior of the parameter register (varied "
         "across ensemble members)</summary>" + _table(prior_table()) + "</details>",

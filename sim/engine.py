@@ -29,7 +29,7 @@ class Settings:
     end_year: int = 2035
     scale: float = 1.0
     check_invariants: bool = False
-    levers: tuple[Lever, ...] = ()   # a scenario's levers (hazard levers applied from their start months)
+    levers: tuple[Lever, ...] = ()   # a scenario's levers (hazard and placement levers act from their starts)
 
 
 @dataclass
@@ -203,7 +203,8 @@ class Simulation:
             kernel.add_arrivals(slots, ids, ages, tgt, ua, ml, self.need_thr, self.newborn_thr, self.la_cum,
                                 *pop.arrays(),
                                 pop.n_used, self.seed, month, ymark, tab.dest_thr, tab.dest_state, tab.short_thr,
-                                tab.agency_thr, self.acc_started, self.acc_ceased, self.acc_cm, self.acc_flow)
+                                tab.agency_thr, self.acc_started, self.acc_ceased, self.acc_cm, self.acc_flow,
+                                self.levers.placement_for_month(month))
         return counts.sum(axis=1)
 
     # ---- one month ------------------------------------------------------------------------------------
@@ -212,7 +213,8 @@ class Simulation:
         kernel.step_month(*pop.arrays(), pop.n_used, self.seed, month, ymark, tab.thr, tab.thr_total, tab.event_of_slot,
                           tab.dest_thr, tab.dest_state, tab.short_thr, tab.agency_thr, self.la_cum,
                           int(self.p["returned_home.max_months"]), self.acc_started, self.acc_ceased, self.acc_cm,
-                          self.acc_flow, self.acc_prevknown, pop.vac_idx, pop.vac_cnt, self.levers.for_month(month))
+                          self.acc_flow, self.acc_prevknown, pop.vac_idx, pop.vac_cnt, self.levers.for_month(month),
+                          self.levers.placement_for_month(month))
         pop.vac_fresh = True
         res.roll_month()
         res.close_cases(self.acc_prevknown.sum(axis=0))

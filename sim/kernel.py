@@ -12,6 +12,13 @@ hash of its stable id, never of the replicate seed); the levers covering it give
 additions (``levers.child_effects``, in per-chunk scratch arrays) and ``levers.lever_event`` picks its event
 from the re-cut draw range. The event draw is the one the child uses without levers (common random numbers).
 With no lever in force the engine passes None and the kernel is the status quo's.
+
+Placement levers reach ``step_month`` and ``add_arrivals`` as a second tuple (``PlacementTables.for_month``,
+None when none is in force: again the status-quo kernel, the lever blocks pruned by numba). Only a child that
+enters care or moves looks at it: if some lever targets its placement cell (entry / move, age band, need,
+UASC), the covering levers give per-destination multipliers (``levers.placement_effects``) and
+``levers.placement_event`` re-cuts the child's own destination draw (the one it uses without levers) against
+the modified shares; ``_enter_care`` then places the child there.
 """
 from __future__ import annotations
 
@@ -95,6 +102,9 @@ def _sel(thr_row, r):
 # numba's cache of this file does not see edits to agents/levers.py: touch this file after changing them.
 _lever_effects = njit(inline="always")(LV.child_effects)
 _lever_event = njit(inline="always")(LV.lever_event)
+_placement_effects = njit(inline="always")(LV.placement_effects)
+_placement_event = njit(inline="always")(LV.placement_event)
+N_DEST = LV.N_DEST
 COVER_SEED = np.uint64(LV.COVER_SEED)
 COVER_MONTH = LV.COVER_MONTH
 COVER_DEC = LV.COVER_DEC
@@ -163,12 +173,32 @@ def _record_start(i, ch, st, age7, uasc, ymark, start_yr, acc_started, always):
 
 
 @njit(inline="always", cache=True)
+def _lever_dest(placement, md, seed, cid, month, kind, ab, need, uasc, la_i, dest_thr):
+    """The destination index placement levers give this child's draw (kind 0 entry, 1 move), or -1 where
+    none covers it (the status-quo draw applies). ``md``: per-chunk scratch [N_DEST]."""
+    pcell = ((kind * N_AGE + ab) * N_NEED + need) * 2 + uasc
+    flag = placement[0][pcell]
+    if flag == 0:
+        return -1
+    u = draw32(COVER_SEED, cid, COVER_MONTH, COVER_DEC) if flag == 3 else np.uint64(0)
+    if not _placement_effects(pcell, la_i, u, placement[1], placement[2], placement[3], placement[4],
+                              placement[5], md):
+        return -1
+    r = np.int64(draw32(seed, cid, month, DEC_DEST))
+    return _placement_event(dest_thr[kind, ab, need, uasc], md, r)
+
+
+@njit(inline="always", cache=True)
 def _enter_care(i, ch, seed, cid, month, kind, ab, need, uasc, state, flags, epi, plc, prev, start_yr,
                 cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr, acc_started,
-                acc_ceased, acc_flow, count_start):
-    """Place a child entering care (kind 0) or moving (kind 1); entries may end within the month."""
-    r = draw32(seed, cid, month, DEC_DEST)
-    j = _sel(dest_thr[kind, ab, need, uasc], r)
+                acc_ceased, acc_flow, count_start, jd):
+    """Place a child entering care (kind 0) or moving (kind 1); entries may end within the month.
+    ``jd``: the destination index placement levers chose (``_lever_dest``), or -1 for the status-quo draw."""
+    if jd >= 0:
+        j = jd
+    else:
+        r = draw32(seed, cid, month, DEC_DEST)
+        j = _sel(dest_thr[kind, ab, need, uasc], r)
     if j >= dest_state.shape[0]:
         j = dest_state.shape[0] - 1
     ns = dest_state[j]
@@ -195,12 +225,14 @@ def _enter_care(i, ch, seed, cid, month, kind, ab, need, uasc, state, flags, epi
 @njit(parallel=True, cache=True)
 def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, cease_cell, n_used,
                seed, month, ymark, thr, thr_total, event_of_slot, dest_thr, dest_state, short_thr, agency_thr, la_cum,
-               returned_max, acc_started, acc_ceased, acc_cm, acc_flow, acc_prevknown, vac_idx, vac_cnt, levers):
+               returned_max, acc_started, acc_ceased, acc_cm, acc_flow, acc_prevknown, vac_idx, vac_cnt, levers,
+               placement):
     """Advance every live child by one month: age, 18th birthday, one competing-risk draw, the event.
     Vacant slots seen or made are listed per chunk (``vac_idx[lo:lo + vac_cnt[ch]]``, increasing) for arrivals.
     ``levers``: this month's lever tuple (``agents.levers.LeverTables.for_month``), or None for no lever: numba
     compiles each case on its own and prunes the ``levers is not None`` blocks from the None one, so the
-    status-quo kernel is the same code, and as fast, as without levers."""
+    status-quo kernel is the same code, and as fast, as without levers. ``placement``: this month's
+    placement-lever tuple (``LeverTables.placement_for_month``) or None, the same way."""
     chunk = (n_used + NCHUNK - 1) // NCHUNK
     for ch in prange(NCHUNK):
         lo = ch * chunk
@@ -208,6 +240,8 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
         nv = 0
         mk = np.ones(K)                      # scratch for the lever path: per-slot multipliers and additions
         ak = np.zeros(K)
+        if placement is not None:
+            md = np.ones(N_DEST)             # scratch for placement levers: per-destination multipliers
         for i in range(lo, hi):
             s = state[i]
             if s == VACANT:
@@ -289,13 +323,19 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
             if kind == TO_ENTRY:
                 if s == RETURNED_HOME or s == KINSHIP_ORDER:  # re-entry after care
                     acc_flow[ch, F_REENTRY] += 1
+                jd = -1
+                if placement is not None:
+                    jd = _lever_dest(placement, md, seed, c, month, 0, ab, need, uasc, la[i], dest_thr)
                 _enter_care(i, ch, seed, c, month, 0, ab, need, uasc, state, flags, epi, plc, prev, start_yr,
                             cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr,
-                            acc_started, acc_ceased, acc_flow, True)
+                            acc_started, acc_ceased, acc_flow, True, jd)
             elif kind == TO_MOVE:
+                jd = -1
+                if placement is not None:
+                    jd = _lever_dest(placement, md, seed, c, month, 1, ab, need, uasc, la[i], dest_thr)
                 _enter_care(i, ch, seed, c, month, 1, ab, need, uasc, state, flags, epi, plc, prev, start_yr,
                             cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr,
-                            acc_started, acc_ceased, acc_flow, False)
+                            acc_started, acc_ceased, acc_flow, False, jd)
             elif kind == TO_SAME:  # transfer to another LA: cessation there, start here
                 r2 = draw32(seed, c, month, DEC_NEW_LA)
                 la[i] = _bsearch(la_cum, r2)
@@ -384,13 +424,17 @@ def find_free_slots(state, n_used, need, out):
 def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, newborn_thr, la_cum,
                  state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, cease_cell, n_used,
                  seed, month, ymark, dest_thr, dest_state, short_thr, agency_thr,
-                 acc_started, acc_ceased, acc_cm, acc_flow):
-    """Initialise arriving children in their slots; ``target`` is AT_HOME, EDGE_OF_CARE or -1 (enter care)."""
+                 acc_started, acc_ceased, acc_cm, acc_flow, placement):
+    """Initialise arriving children in their slots; ``target`` is AT_HOME, EDGE_OF_CARE or -1 (enter care).
+    ``placement``: this month's placement-lever tuple or None (as in ``step_month``): entries straight into
+    care draw their placement through it."""
     chunk = (n_used + NCHUNK - 1) // NCHUNK
     # slots are increasing, so each chunk's arrivals are one contiguous run: chunks own their accumulators
     bounds = np.searchsorted(slots, np.arange(NCHUNK + 1) * chunk)
     guide = _guide_table(la_cum)
     for ch in prange(NCHUNK):
+        if placement is not None:
+            md = np.ones(N_DEST)             # scratch for placement levers
         for j in range(bounds[ch], bounds[ch + 1]):  # attributes of one arriving child from its own draws
             i = slots[j]
             c = ids[j]
@@ -423,9 +467,12 @@ def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, newb
             t = target[j]
             ab = AGE_BAND[a]
             if t < 0:
+                jd = -1
+                if placement is not None:
+                    jd = _lever_dest(placement, md, seed, c, month, 0, ab, need, u, la[i], dest_thr)
                 _enter_care(i, ch, seed, c, month, 0, ab, need, u, state, flags, epi, plc, prev, start_yr,
                             cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr,
-                            acc_started, acc_ceased, acc_flow, True)
+                            acc_started, acc_ceased, acc_flow, True, jd)
             else:
                 state[i] = t
                 acc_flow[ch, F_CIN_START] += 1

@@ -22,20 +22,21 @@ A scenario file looks like::
 
     [[lever]]                     # optional, any number: reform levers (agents/levers.py)
     name = "family_group_conferences"
-    kind = "hazard"               # hazard | capacity | unit_cost | investment
+    kind = "hazard"               # hazard | placement | capacity | unit_cost | investment
     from = "EDGE_OF_CARE"         # a state of agents/states.csv, a list of states, or "IN_CARE"
     to = "ENTER_CARE"             # an event of agents/events.py, or the state one event of `from` reaches
     multiplier = 0.81             # or: addition = -0.002 (to the event's monthly probability)
     start = "2025-04"             # default; April 2024 at the earliest (earlier months are data)
     phase_in_months = 12          # linear ramp from no effect at the start to full effect 12 months later
     las = ["E08000025", ...]      # optional coverage: 2024 LA codes (default every LA)
-    share = 0.5                   # optional coverage: a fixed share of children (hazard levers)
-    age_band = ["10_to_15"]       # optional filters (hazard levers): age_band, need_band (0-3), uasc
+    share = 0.5                   # optional coverage: a fixed share of children (hazard and placement levers)
+    age_band = ["10_to_15"]       # optional filters (hazard and placement levers): age_band, need_band (0-3), uasc
     source = "FGC trial: 36.2% vs 44.8% looked after at 12 months"
     # ...or, where no source sizes it: assumption = true, rationale = "...", low = 0.7, high = 1.0
 
-Hazard levers change the kernel's transition probabilities from their start (engine and Mesa reference
-model alike); unit_cost levers reprice child-months (``sim/costs.py``); investment levers are costed by
+Hazard levers change the kernel's transition probabilities from their start, and placement levers (``to`` a
+placement, ``on`` entry/move/both) multiply that placement's share of the destination draw (engine and Mesa
+reference model alike); unit_cost levers reprice child-months (``sim/costs.py``); investment levers are costed by
 ``caresim compare``; capacity levers are validated and kept on ``Scenario.levers`` but not applied yet (the
 capacity model is not built; see ``agents/levers.py``). A scenario with a ``base`` keeps the base's levers; a lever of the
 same name replaces the base's.
@@ -86,7 +87,7 @@ class Scenario:
 
     @property
     def hazard_levers(self) -> tuple[levers_mod.Lever, ...]:
-        """The levers the engine applies to transitions (kind hazard)."""
+        """The levers that change transition probabilities (kind hazard); placement levers are separate."""
         return tuple(lv for lv in self.levers if lv.kind == "hazard")
 
     def overrides(self) -> dict[str, float]:

@@ -5,7 +5,8 @@ exactly the status quo, replicate by replicate, and a real lever forks from it a
 lever on 12 named LAs changes only the children of those LAs, a share covers a fixed set of children;
 (d) size: realised monthly transitions match the lever's phased probability within a binomial bound, and
 the engine and the Mesa model agree (child by child with the same seed, in distribution with different
-seeds); (e) invalid levers: a ScenarioError naming file, field and value, and a CLI exit 2 with no output.
+seeds); (e) invalid levers: a ScenarioError naming file, field and value, and a CLI exit 2 with no output;
+(f) placement levers: the same properties for the destination drawn on entry to care or a move.
 """
 from __future__ import annotations
 
@@ -135,6 +136,24 @@ from = ["AT_HOME", "EDGE_OF_CARE"]
 to = "ENTER_CARE"
 addition = 0.0
 las = ["E09000001", "E08000025"]
+source = "test: zero effect"
+[[lever]]
+name = "same_placements"
+kind = "placement"
+to = ["RESIDENTIAL_HOME", "KINSHIP"]
+on = "both"
+multiplier = 1.0
+start = "2024-04"
+share = 0.5
+source = "test: zero effect"
+[[lever]]
+name = "same_entries"
+kind = "placement"
+to = "FOSTER"
+on = "entry"
+multiplier = 1.0
+las = ["E09000001", "E08000025"]
+age_band = ["10_to_15"]
 source = "test: zero effect"
 """)
     assert len(base) == len(zero) and set(base["replicate"]) == {0, 1}
@@ -339,6 +358,245 @@ def test_engine_and_mesa_agree_on_a_levers_effect_with_different_seeds(tables):
     assert abs(effects[0] - effects[1]) < 5 * np.sqrt(spread), (effects, spread)
 
 
+# ---- (f) placement levers ---------------------------------------------------------------------------------------
+RES = L.DEST_NAMES.index("RESIDENTIAL_HOME")
+PLACEMENT = dict(kind="placement", placements=("RESIDENTIAL_HOME",), on="both", source="test")
+
+
+def placement(name="p", **kw) -> L.Lever:
+    return L.Lever(name=name, **{**PLACEMENT, **kw})
+
+
+def _widths(row) -> np.ndarray:
+    return np.diff(np.concatenate([[0], np.asarray(row, dtype=np.int64)]))
+
+
+def _md(**mult) -> list[float]:
+    """Per-destination multipliers as placement_effects leaves them: -1 where no lever targets a destination."""
+    md = [-1.0] * L.N_DEST
+    for name, m in mult.items():
+        md[L.DEST_NAMES.index(name)] = m
+    return md
+
+
+def test_placement_zero_effect_keeps_every_destination(tables):
+    """Targets at multiplier 1: every draw of every destination row selects what the row selects, bit for bit."""
+    g = np.random.default_rng(5)
+    draws = g.integers(0, 2**32, 300).tolist() + [0, 2**32 - 1]
+    rows = tables.dest_thr.reshape(-1, L.N_DEST)
+    assert rows.shape[0] == L.N_PCELLS
+    for row in rows.tolist():
+        edges = row + [max(t - 1, 0) for t in row]
+        for md in (_md(RESIDENTIAL_HOME=1.0), _md(KINSHIP=1.0, FOSTER=1.0), [1.0] * L.N_DEST):
+            assert all(L.placement_event(row, md, r) == min(R.select(row, r), L.N_DEST - 1) for r in draws + edges)
+
+
+def test_placement_recut_moves_only_the_cut_off_draws(tables):
+    """Halving the residential share: exactly the draws in the end of the residential interval that the new
+    width cuts off change placement, and they go to the other placements in proportion to their shares."""
+    row = tables.dest_thr[0, 3, 1, 0].tolist()
+    p = _widths(row)
+    total = row[-1]
+    q_res = int(np.floor(p[RES] * 0.5))
+    lo = row[RES] - p[RES]                          # start of the residential interval
+    md = _md(RESIDENTIAL_HOME=0.5)
+    assert L.placement_event(row, md, lo + q_res - 1) == RES and L.placement_event(row, md, row[RES]) == RES + 1
+    assert L.placement_event(row, md, lo + q_res) != RES and L.placement_event(row, md, row[RES] - 1) != RES
+    r = np.random.default_rng(6).integers(0, 2**32, 400_000)
+    got = np.array([L.placement_event(row, md, int(x)) for x in r])
+    was = np.array([min(R.select(row, int(x)), L.N_DEST - 1) for x in r])
+    moved = got != was
+    assert np.array_equal(moved, (r >= lo + q_res) & (r < row[RES]))     # only the cut-off draws move
+    share = p / total
+    n_res = np.count_nonzero(got == RES)
+    want = 0.5 * share[RES] * r.size
+    assert abs(n_res - want) < 5 * np.sqrt(want)
+    others = np.delete(np.arange(L.N_DEST), RES)
+    to = np.bincount(got[moved], minlength=L.N_DEST)[others]
+    expect = moved.sum() * share[others] / share[others].sum()
+    keep = expect > 0
+    assert np.all(to[~keep] == 0)
+    assert stats.chisquare(to[keep], expect[keep] * to.sum() / expect[keep].sum()).pvalue > 0.001
+
+
+def test_placement_targets_absorb_and_overflow(tables):
+    """Two targets (residential down, kinship up): the other placements absorb the difference in proportion;
+    targets that would exceed the whole fill the row; structural zeros stay zero."""
+    row = tables.dest_thr[1, 5, 0, 0].tolist()      # moves at 17: every placement possible
+    p = _widths(row).astype(float)
+    total = row[-1]
+    r = np.random.default_rng(7).integers(0, 2**32 - 1, 300_000)
+    for md in (_md(RESIDENTIAL_HOME=0.8, KINSHIP=1.3), _md(KINSHIP=3.0, SEMI_INDEPENDENT=2.0)):
+        got = np.bincount([L.placement_event(row, md, int(x)) for x in r], minlength=L.N_DEST) / r.size
+        m = np.array(md)
+        xt = (p * np.where(m >= 0, m, 0)).sum()      # the targets' new width
+        if xt <= total:                              # the others absorb the difference in proportion
+            q = np.where(m >= 0, p * m, p * (total - xt) / p[m < 0].sum()) / total
+        else:                                        # the targets overflow: they fill the row
+            q = np.where(m >= 0, p * m / xt, 0.0)
+        assert np.all(np.abs(got - q) < 5 * np.sqrt(q * (1 - q) / r.size) + 1e-9), (md, got, q)
+    assert xt > total                                # the second case overflows (0.46 x 2 + 0.06 x 3 > 1)
+    young = tables.dest_thr[0, 1, 0, 0].tolist()      # 1 to 4: no (semi-)independent living
+    zero = _widths(young) == 0
+    got = [L.placement_event(young, _md(SEMI_INDEPENDENT=5.0, KINSHIP=2.0), int(x)) for x in r[:20000]]
+    assert zero.any() and not np.isin(got, np.flatnonzero(zero)).any()
+
+
+def test_placement_lever_size_in_the_kernel(params):
+    """100,000 children on a child protection plan (entry to care made likely), one month at the start, half-way
+    through a 12-month phase-in and after it: the residential share of the entries is p x m' within 5 binomial
+    standard errors (m' the phased multiplier: 1, 0.75, 0.5); only children who would have gone to residential
+    care go elsewhere, to the other placements in proportion to their shares."""
+    n, age = 100_000, 12 * 12
+    tabs = compile_tables({**params, "cpp.enter_care.base": -1.0}, YEAR)
+    lt = L.compile_levers([placement(multiplier=0.5, on="entry", phase_in_months=12)], ["E0"])
+    row = tabs.dest_thr[0, int(A.AGE_BAND_OF_MONTH[age + 1]), 0, 0]
+    share = _widths(row) / float(row[-1])
+    dest = np.asarray(E.DEST_STATES)
+    others = np.delete(np.arange(L.N_DEST), RES)
+    for d, m in ((0, 1.0), (6, 0.75), (12, 0.5)):
+        pops = []
+        for levers in (None, lt):
+            pop = make_cohort(n, S.EDGE_OF_CARE, age)
+            run_cohort(pop, tabs, 41 + d, 1, first_month=START + d, levers=levers)
+            pops.append(pop.state[:n].copy())
+        base, reform = pops
+        placed = np.isin(base, dest)                 # entered care and stayed past the month (no short stay)
+        assert np.array_equal(placed, np.isin(reform, dest)) and placed.sum() > 10_000
+        n_res, want = np.count_nonzero(reform[placed] == S.RESIDENTIAL_HOME), share[RES] * m * placed.sum()
+        assert abs(n_res - want) < 5 * np.sqrt(want * (1 - want / placed.sum())), (d, n_res, want)
+        moved = base != reform
+        assert np.all(base[moved] == S.RESIDENTIAL_HOME) and (moved.sum() > 0) == (m < 1)
+        if m < 1:
+            to = np.array([np.count_nonzero(reform[moved] == s) for s in dest[others]])
+            expect = moved.sum() * share[others] / share[others].sum()
+            keep = expect > 5
+            assert np.all(to[expect == 0] == 0)
+            assert stats.chisquare(to[keep], expect[keep] * to[keep].sum() / expect[keep].sum()).pvalue > 0.001
+
+
+def test_placement_lever_on_12_named_las_changes_only_their_children(no_transfer_tables, la_codes):
+    """Child by child (cohort, transfers off, 12 months): entries and moves of children outside the 12 LAs are
+    untouched; inside them, placements differ."""
+    twelve = _twelve(la_codes)
+    arrays = mixed_arrays(20000, seed=9, shares={"EDGE_OF_CARE": 0.4, "FOSTER": 0.4, "RESIDENTIAL_HOME": 0.2})
+    g = np.random.default_rng(4)
+    arrays["la"] = g.integers(0, len(la_codes), 20000)
+    arrays["la"][:4000] = g.choice([la_codes.index(c) for c in twelve], 4000)
+    lt = L.compile_levers([placement(multiplier=0.0, las=tuple(twelve)),
+                           placement("kin", placements=("KINSHIP",), multiplier=2.0, on="move",
+                                     las=tuple(twelve), share=0.5)], la_codes)
+    runs = []
+    for levers in (None, lt):
+        pop = make_cohort_from_arrays(**arrays)
+        run_cohort(pop, no_transfer_tables, 19, 12, first_month=START, levers=levers)
+        runs.append(pop)
+    inside = np.isin(arrays["la"], [la_codes.index(c) for c in twelve])
+    differs = np.zeros(20000, dtype=bool)
+    for f in ("state", "age", "flags", "epi", "plc", "prev", "la"):
+        differs |= getattr(runs[0], f)[:20000] != getattr(runs[1], f)[:20000]
+    assert not differs[~inside].any()
+    assert differs[inside].sum() > 40
+
+
+def test_placement_lever_in_the_engine(params, la_codes):
+    """Whole engine, transfers off: no child starts in a children's home after a lever sets that placement's
+    share of entries to 0 (entries from every state and arrivals straight into care), while moves still reach
+    it; limited to 12 LAs, the other LAs' care numbers are untouched and the status quo runs until the start."""
+    twelve = _twelve(la_codes)
+    p = {**params, "care.transferred.base": -np.inf}
+    inputs = build()
+    tables = engine.YearTables.build(p, START_YEAR + 1, YEAR)
+    levers = ((), (placement(multiplier=0.0, on="entry"),), (placement(multiplier=0.0, las=tuple(twelve)),))
+    previous = runner.set_threads(1)
+    try:
+        pool, _ = engine.spin_up(p, inputs, tables, 5, 0.02)
+        out = [engine.run_replicate(p, inputs, tables, 99, engine.Settings(end_year=YEAR, scale=0.02, levers=lv),
+                                    pool) for lv in levers]
+    finally:
+        runner.set_threads(previous)
+    yi = YEAR - START_YEAR
+    for o in out[1:]:
+        for name in ("stock", "la_cla", "started", "ceased"):
+            assert np.array_equal(getattr(out[0], name)[:yi], getattr(o, name)[:yi]), name
+    assert out[0].started[yi, S.RESIDENTIAL_HOME].sum() > 0 and out[1].started[yi, S.RESIDENTIAL_HOME].sum() == 0
+    assert out[1].stock[yi, S.RESIDENTIAL_HOME].sum() > 0              # moves still reach children's homes
+    inside = np.isin(inputs.la_codes, twelve)
+    assert np.array_equal(out[0].la_cla[yi, ~inside], out[2].la_cla[yi, ~inside])
+    res = out[2].stock[yi, S.RESIDENTIAL_HOME].sum()
+    assert 0 < res < out[0].stock[yi, S.RESIDENTIAL_HOME].sum()
+
+
+def _placement_levers(codes):
+    return [placement("res", multiplier=0.3, phase_in_months=4, share=0.6),
+            placement("kin", placements=("KINSHIP", "FOSTER"), multiplier=1.5, on="entry", las=tuple(codes[:4])),
+            placement("teen", placements=("SEMI_INDEPENDENT",), multiplier=2.0, on="move", age_bands=("16", "17"),
+                      need_bands=(2, 3), uasc=False, assumption=True, source="", rationale="test", low=1.0, high=3.0)]
+
+
+def test_engine_and_mesa_apply_placement_levers_identically_with_the_same_seed(tables):
+    codes = [f"L{i}" for i in range(10)]
+    arrays = mixed_arrays(3000, seed=13)
+    arrays["la"] = np.arange(3000) % 10
+    lt = L.compile_levers(_mixed_levers(codes) + _placement_levers(codes), codes)
+    occ_e, occ_m, pop, ref = _both(arrays, tables, lt, 4343, 4343, 18)
+    assert np.array_equal(occ_e, occ_m)
+    m = pop.alive_mask()
+    order = np.argsort(pop.cid[: pop.n_used][m])
+    got = ref.child_arrays()
+    for k in ("state", "epi", "plc", "prev", "la", "flags"):
+        assert np.array_equal(got[k], getattr(pop, k)[: pop.n_used][m][order].astype(np.int64)), k
+    hazard_only = L.compile_levers(_mixed_levers(codes), codes)
+    occ_h = run_cohort(make_cohort_from_arrays(**arrays), tables, 4343, 18, first_month=START - 2, levers=hazard_only)
+    assert np.array_equal(occ_h[:3], occ_e[:3]) and not np.array_equal(occ_h, occ_e)  # placements fork at the start
+
+
+def test_engine_and_mesa_agree_on_placement_levers_with_different_seeds(tables):
+    codes = [f"L{i}" for i in range(10)]
+    arrays = mixed_arrays(4000, seed=14, shares={"EDGE_OF_CARE": 0.3, "FOSTER": 0.4, "RESIDENTIAL_HOME": 0.1,
+                                                 "AT_HOME": 0.2})
+    arrays["la"] = np.arange(4000) % 10
+    lt = L.compile_levers(_placement_levers(codes), codes)
+    occ_e, occ_m, _, _ = _both(arrays, tables, lt, 1003, 2004, 18)
+    assert not np.array_equal(occ_e, occ_m)
+    for month in (6, 12, 18):
+        _, pval, _, _ = stats.chi2_contingency(pooled_table(occ_e[month], occ_m[month]))
+        assert pval > 0.001, (month, occ_e[month], occ_m[month], pval)
+
+
+def test_placement_levers_load_from_a_scenario(tmp_path):
+    sc = scenario.load(_scen(tmp_path, HEAD + """
+[[lever]]
+name = "fewer_homes"
+kind = "placement"
+to = "RESIDENTIAL_HOME"
+multiplier = 0.8
+las = ["E08000025"]
+source = "test"
+[[lever]]
+name = "more_kin"
+kind = "placement"
+to = ["KINSHIP", "FOSTER"]
+on = "entry"
+multiplier = 1.3
+phase_in_months = 24
+share = 0.5
+age_band = ["under_1", "1_to_4"]
+assumption = true
+rationale = "test"
+low = 1.0
+high = 1.5
+"""))
+    a, b = sc.levers
+    assert a.placements == ("RESIDENTIAL_HOME",) and a.on == "both" and a.applied and a.coverage == "las"
+    assert b.placements == ("KINSHIP", "FOSTER") and b.on == "entry" and b.coverage == "share"
+    assert b.as_dict()["to"] == ["KINSHIP", "FOSTER"] and b.as_dict()["on"] == "entry"
+    assert sc.hazard_levers == ()
+    lt = L.compile_levers(sc.levers, la_table()[0])
+    assert lt.for_month(START + 100) is None and lt.placement_for_month(START - 1) is None
+    assert lt.placement_for_month(START + 12)[-1].tolist() == pytest.approx([0.8, 1.15])
+
+
 # ---- (e) scenario files ---------------------------------------------------------------------------------------------
 HEAD = '[scenario]\nname = "reform"\n'
 GOOD = """
@@ -436,9 +694,33 @@ BAD = [
      "lever.u.cost_key", "'caviar'"),
     ('[[lever]]\nname = "i"\nkind = "investment"\nannual_gbp = -5.0\nsource = "s"\n', "lever.i.annual_gbp", "-5.0"),
 ]
+P = '[[lever]]\nname = "p"\nkind = "placement"\n'
+BAD_PLACEMENT = [
+    (P + 'to = "AT_HOME"\nmultiplier = 0.5\nsource = "s"\n', "lever.p.to", "'AT_HOME'"),
+    (P + 'to = "PLACED_FOR_ADOPTION"\nmultiplier = 0.5\nsource = "s"\n', "lever.p.to", "'PLACED_FOR_ADOPTION'"),
+    (P + 'to = "CASTLE"\nmultiplier = 0.5\nsource = "s"\n', "lever.p.to", "'CASTLE'"),
+    (P + 'to = ["KINSHIP", "KINSHIP"]\nmultiplier = 1.5\nsource = "s"\n', "lever.p.to", "['KINSHIP', 'KINSHIP']"),
+    (P + 'multiplier = 0.5\nsource = "s"\n', "lever.p.to", "None"),
+    (P + 'to = "RESIDENTIAL_HOME"\non = "exit"\nmultiplier = 0.5\nsource = "s"\n', "lever.p.on", "'exit'"),
+    (P + 'to = "RESIDENTIAL_HOME"\naddition = 0.1\nsource = "s"\n', "lever.p.addition", "0.1"),
+    (P + 'to = "RESIDENTIAL_HOME"\nsource = "s"\n', "lever.p.multiplier", "None"),
+    (P + 'to = "RESIDENTIAL_HOME"\nmultiplier = 11.0\nsource = "s"\n', "lever.p.multiplier", "11.0"),
+    (P + 'to = "RESIDENTIAL_HOME"\nmultiplier = -0.2\nsource = "s"\n', "lever.p.multiplier", "-0.2"),
+    (P + 'to = "RESIDENTIAL_HOME"\nfrom = "FOSTER"\nmultiplier = 0.5\nsource = "s"\n', "lever.p.from", "'FOSTER'"),
+    (P + 'to = "RESIDENTIAL_HOME"\nmultiplier = 0.5\n', "lever.p.source", "None"),
+    (P + 'to = "RESIDENTIAL_HOME"\nmultiplier = 0.5\nassumption = true\nrationale = "r"\nlow = 0.6\nhigh = 1.0\n',
+     "lever.p.multiplier", "0.5"),
+    (P + 'to = "RESIDENTIAL_HOME"\nmultiplier = 0.5\nlas = ["E99999999"]\nsource = "s"\n', "lever.p.las",
+     "'E99999999'"),
+    (P + 'to = "KINSHIP"\nmultiplier = 1.2\nshare = -0.1\nsource = "s"\n', "lever.p.share", "-0.1"),
+    (P + 'to = "KINSHIP"\nmultiplier = 1.2\nage_band = ["18_and_over"]\nsource = "s"\n', "lever.p.age_band",
+     "'18_and_over'"),
+    (P + 'to = "KINSHIP"\nmultiplier = 1.2\nneed_band = 7\nsource = "s"\n', "lever.p.need_band", "7"),
+    (P + 'to = "KINSHIP"\nmultiplier = 1.2\ncost_key = "foster"\nsource = "s"\n', "lever.p.cost_key", "'foster'"),
+]
 
 
-@pytest.mark.parametrize("body,field,value", BAD)
+@pytest.mark.parametrize("body,field,value", BAD + BAD_PLACEMENT)
 def test_invalid_levers_name_file_field_and_value(tmp_path, body, field, value):
     p = _scen(tmp_path, HEAD + body)
     with pytest.raises(scenario.ScenarioError) as exc:
@@ -447,7 +729,7 @@ def test_invalid_levers_name_file_field_and_value(tmp_path, body, field, value):
     assert msg.startswith(f"{p}: field '{field}': {value}"), msg
 
 
-@pytest.mark.parametrize("body,field,value", [BAD[1], BAD[6], BAD[13], BAD[17]])
+@pytest.mark.parametrize("body,field,value", [BAD[1], BAD[6], BAD[13], BAD[17], BAD_PLACEMENT[0]])
 def test_cli_rejects_invalid_levers_and_writes_nothing(tmp_path, capsys, body, field, value):
     p = _scen(tmp_path, HEAD + body)
     outdir = tmp_path / "outputs"
