@@ -37,10 +37,12 @@ A lever is one named change with a start month, a phase-in, a coverage and its e
   lever). Applied by the numba kernel and the Mesa model through ``placement_effects`` and
   ``placement_event``.
 * ``capacity`` — foster capacity: ``capacity`` = ``recruitment``, ``retention`` or ``usable_share``, by a
-  multiplier or an addition (recruitment: approved fostering households a year; retention: the annual
-  de-registration rate; usable share: the share of approved places that can be used). Parsed and validated
-  only: the capacity model (DESIGN §2, Capacity) is a later step, and until it exists a capacity lever has
-  no effect on a run.
+  multiplier or an addition (recruitment: mainstream fostering households added a year; retention: the annual
+  de-registration rate, which a multiplier multiplies (0.9 = 10% fewer de-registrations) and an addition adds
+  to; usable share: the share of approved places that can be used). Applied by the foster capacity model
+  (``agents/capacity.py``) in runs with the capacity constraint on (``caresim run --capacity on``), region by
+  region (``las``: in proportion to the covered LAs' share of each region's foster children); without the
+  constraint a capacity lever has no effect on a run.
 * ``unit_cost`` — a unit cost: ``cost_key`` (a ``cost_key`` of ``agents/states.csv``; ``provider`` = ``la`` or
   ``independent``, default both), by a multiplier or an addition in GBP a week, phased in like the others;
   applied when child-months are priced (``sim/costs.UnitCosts.monthly_weekly``; with ``las``, to the covered
@@ -200,9 +202,14 @@ class Lever:
 
     @property
     def applied(self) -> bool:
-        """Whether runs apply this lever: hazard and placement levers in the engine, unit-cost levers in the
-        pricing (``sim/costs.UnitCosts``), investment levers in ``caresim compare``; capacity levers not yet."""
+        """Whether every run applies this lever: hazard and placement levers in the engine, unit-cost levers in
+        the pricing (``sim/costs.UnitCosts``), investment levers in ``caresim compare``; capacity levers only in
+        runs with the capacity constraint on (``applies``)."""
         return self.kind in ("hazard", "placement", "unit_cost", "investment")
+
+    def applies(self, capacity: bool) -> bool:
+        """Whether a run with the foster capacity constraint on (``capacity``) or off applies this lever."""
+        return self.applied or (self.kind == "capacity" and bool(capacity))
 
     def transitions(self) -> tuple[tuple[int, int], ...]:
         """(state code, slot of ``events.STATE_CHANNELS``) pairs the lever changes (hazard levers)."""
@@ -544,8 +551,8 @@ def compile_placement(levers: Sequence[Lever], la_codes: Sequence[str]) -> Place
 
 def compile_levers(levers: Sequence[Lever], la_codes: Sequence[str]) -> LeverTables:
     """Tables of the hazard levers among ``levers`` for a run whose LA index i is ``la_codes[i]``, with the
-    placement levers' tables (``compile_placement``) attached; capacity, unit-cost and investment levers act
-    outside the kernel (see the module docstring) and are left out."""
+    placement levers' tables (``compile_placement``) attached; capacity (``agents/capacity.build_plan``),
+    unit-cost and investment levers act outside the kernel (see the module docstring) and are left out."""
     haz = tuple(lv for lv in levers if lv.kind == "hazard")
     n_la = max(len(la_codes), 1)
     cell_slot = np.full((len(haz), S.N_STATES, A.N_AGE, A.N_NEED, 2), -1, dtype=np.int8)

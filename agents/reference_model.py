@@ -16,6 +16,10 @@ The month rule for one child, in order (``Child.step``):
      or transfer to another LA (a draw of the new LA; the child stays where it is). Placement levers that
      cover the child re-cut its destination draw (``Child.placement_effects`` and
      ``levers.placement_event``, the pure functions the kernel compiles).
+With a foster capacity plan (``agents/capacity.py``), after every child has stepped the model runs the serial
+allocation (``ReferenceModel.allocate_foster``) through the same functions as the kernel: children who entered
+FOSTER this month from another state take their region's free places in hashed-priority order, the others go
+to RESIDENTIAL_HOME.
 Only occupancy and exits are kept here; DfE start/cessation counting lives in the engine's observation model.
 The numba kernel (``sim/kernel.step_month``) inlines the same rule for speed; ``tests/test_reference_model.py``
 checks that the two agree child by child.
@@ -29,6 +33,7 @@ import mesa
 import numpy as np
 
 from agents import attributes as A
+from agents import capacity as C
 from agents import events as E
 from agents import levers as L
 from agents import states as S
@@ -93,6 +98,8 @@ class Child(mesa.Agent):
         super().__init__(model)
         self.cid, self.state, self.age_months, self.flags = int(cid), int(state), int(age_months), int(flags)
         self.epi, self.plc, self.prev, self.la = int(epi), int(plc), int(prev), int(la)
+        self.state_before = self.state
+        self.short_foster = False
 
     # attributes packed in the flags byte
     @property
@@ -123,6 +130,8 @@ class Child(mesa.Agent):
     # ---- the month rule --------------------------------------------------------------------------------
     def step(self) -> None:
         """One month for this child: age, birthday and return-window exits, one competing-risk draw, the event."""
+        self.state_before = self.state  # the capacity pass tells new foster placements from existing ones
+        self.short_foster = False       # placed in FOSTER and home again within this month
         self.age_months += 1
         if self.age_months >= A.MAX_AGE_MONTHS:
             return self.leave("aged_out")
@@ -172,6 +181,7 @@ class Child(mesa.Agent):
         if kind == E.TO_ENTRY and self.draw(DEC_SHORT) < self.model.tables.short_thr[self.age_band]:
             # a stay under a month: the child is reunified within the same step
             self.model.events["SHORT_STAY"] += 1
+            self.short_foster = self.state == S.FOSTER
             self.state = int(E.EV_FIXED_STATE[EV_REUNIFIED])
             self.update_history(EV_REUNIFIED)
 
@@ -220,13 +230,17 @@ class ReferenceModel(mesa.Model):
     """A closed cohort of ``Child`` agents stepped one at a time; occupancy by state each month."""
 
     def __init__(self, tables: HazardTables, seed: int, children: dict, first_month: int = 1,
-                 returned_max: int = 72, la_cum=None, order_seed: int = 0, levers: L.LeverTables | None = None):
+                 returned_max: int = 72, la_cum=None, order_seed: int = 0, levers: L.LeverTables | None = None,
+                 capacity: C.CapacityPlan | None = None):
         """``children``: arrays cid, state, age_months, flags, epi, plc, prev, la (as ``child_arrays`` returns);
         ``levers``: compiled hazard and placement levers (``agents.levers.compile_levers``), applied from their
-        start months."""
+        start months; ``capacity``: a foster capacity plan (as ``sim.cohort.run_cohort`` takes), applied after
+        each month's steps (``capacity_log`` keeps each month's places, occupied, entrants, redirected)."""
         super().__init__(rng=order_seed)  # Mesa's own generator only shuffles the stepping order
         self.tables = RuleTables.from_hazard_tables(tables, la_cum)
         self.levers = levers
+        self.capacity = capacity
+        self.capacity_log: list[np.ndarray] = []
         self.lever_month = None  # this month's lever tuple as lists (None: no lever in force)
         self.placement_month = None  # this month's placement-lever tuple as lists (None: none in force)
         self.seed = int(seed)
@@ -259,7 +273,48 @@ class ReferenceModel(mesa.Model):
         plc = self.levers.placement_for_month(self.month) if self.levers is not None else None
         self.placement_month = tuple(a.tolist() for a in plc) if plc is not None else None
         self.agents.shuffle_do("step")
+        if self.capacity is not None:
+            self.allocate_foster()
         self.history.append(self.occupancy())
+
+    def allocate_foster(self) -> None:
+        """The month's foster allocation (``agents/capacity.py``): children in FOSTER who were not there at the
+        start of the month, and those placed there who went home within it, take their region's free places in
+        priority order (``capacity.priority_order`` of a draw keyed by seed, child id and month; a short stay
+        does not keep its place); the others go to RESIDENTIAL_HOME (a short stay stays at home) with their
+        provider redrawn (``capacity.redirected_flags``). Nobody already in FOSTER moves."""
+        region = self.capacity.region_of_la
+        places = [int(x) for x in self.capacity.for_month(self.month)]
+        occupied = [0] * C.N_REGION
+        entrants = []
+        for a in self.agents:
+            if a.state == S.FOSTER and a.state_before == S.FOSTER:
+                occupied[region[a.la]] += 1
+            elif a.state == S.FOSTER or a.short_foster:
+                entrants.append(a)
+        prio = np.array([a.draw(C.DEC_PRIORITY) for a in entrants], dtype=np.uint64)
+        ids = np.array([a.cid for a in entrants], dtype=np.uint64)
+        order = [int(k) for k in C.priority_order(prio, ids)]
+        regions = [int(region[entrants[k].la]) for k in order]
+        keeps = [0 if entrants[k].short_foster else 1 for k in order]
+        free = [0] * C.N_REGION
+        C.free_places(places, occupied, free)
+        admitted = [0] * len(order)
+        C.allocate(regions, keeps, free, admitted)
+        log = np.zeros((C.N_REGION, C.N_LOG), dtype=np.int64)
+        log[:, C.PLACES], log[:, C.OCCUPIED] = places, occupied
+        thr = self.tables.agency_thr[S.RESIDENTIAL_HOME]
+        for q, k in enumerate(order):
+            log[regions[q], C.ENTRANTS] += 1
+            if admitted[q]:
+                log[regions[q], C.TAKEN] += keeps[q]
+                continue
+            a = entrants[k]
+            if keeps[q]:
+                a.state = S.RESIDENTIAL_HOME
+            a.flags = C.redirected_flags(a.flags, a.draw(DEC_PROVIDER), thr)
+            log[regions[q], C.REDIRECTED] += 1
+        self.capacity_log.append(log)
 
     def run(self, months: int) -> np.ndarray:
         """Step ``months`` times; occupancy [months + 1, N_STATES + 1] as ``sim.cohort.run_cohort`` returns."""

@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--la", metavar="CODE", help="simulate one local authority (2024 ONS code, e.g. E08000025) "
                                                   "with its own ensemble (caresim calibrate --la CODE); --scale is "
                                                   "then the share of that authority simulated")
+    _capacity_option(run)
     run.add_argument("--uncertainty", choices=("process", "parameter", "both"), default="both",
                      help="process: the ensemble's central set, own random numbers per replicate; parameter: "
                           "ensemble members in turn, random numbers held fixed; both (default): members in turn, "
@@ -50,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     _calibrate_parser(sub)
     _compare_parser(sub)
     return p
+
+
+def _capacity_option(p) -> None:
+    """``--capacity on|off``: the foster capacity constraint (agents/capacity.py)."""
+    p.add_argument("--capacity", choices=("on", "off"), default="off",
+                   help="foster capacity constraint: usable foster places by region, children who find none go to "
+                        "residential care, capacity levers applied (default off: the shipped calibration was fitted "
+                        "without it; with --la, the LA's share of its region's places)")
 
 
 COMPARE_DEFAULTS = {"replicates": 50, "scale": 0.25, "end_year": 2035}
@@ -72,6 +81,7 @@ def _compare_parser(sub) -> None:
     cmp.add_argument("--seed", type=int, default=DEFAULTS["seed"], help=f"run seed (default {DEFAULTS['seed']})")
     cmp.add_argument("--workers", type=int, help="worker processes (default: CPU count; 1 = in-process)")
     cmp.add_argument("--ensemble", help="parameter ensemble (default: the shipped calibration/ensemble.parquet)")
+    _capacity_option(cmp)
     cmp.add_argument("--crn-check", action="store_true",
                      help="also measure the variance reduction from common random numbers (the first reform run "
                           "again on independent random numbers, to 2030)")
@@ -98,8 +108,9 @@ def compare(args: argparse.Namespace) -> int:
     path = _ensemble_path(args.ensemble, None)
     table = _ensemble(path)
     log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+    capacity = args.capacity == "on"
     comp = cmp.compare(scenarios, args.replicates, args.seed, args.end_year, args.scale, args.workers, table,
-                       progress=not args.quiet, log=log)
+                       progress=not args.quiet, log=log, capacity=capacity)
     crn = None
     if args.crn_check:
         reforms = [s for s in scenarios if s.name != cmp.BASE and s.method != cmp.NAIVE]
@@ -109,7 +120,8 @@ def compare(args: argparse.Namespace) -> int:
             crn = cmp.crn_variance_reduction(
                 [s for s in scenarios if s.name == cmp.BASE][0], reforms[0], args.replicates, args.seed, year,
                 args.scale, table, args.workers, {"base": comp.replicates[cmp.BASE],
-                                                  "reform": comp.replicates[reforms[0].name]})
+                                                  "reform": comp.replicates[reforms[0].name]},
+                capacity=capacity)
     comp.info["wall_seconds"] = time.perf_counter() - t0
     comp.info["ensemble"] = _ensemble_note(path, table)
     folder = cmp.write(out, comp, observe.observed(), crn)
@@ -404,15 +416,16 @@ def run(args: argparse.Namespace) -> int:
     table = _ensemble(path)
     df, info = runner.run_scenario(sc, s["replicates"], s["seed"], s["end_year"], s["scale"], workers=args.workers,
                                    by_la=args.by_la, progress=not args.quiet, threads=args.threads,
-                                   ensemble=table, uncertainty=args.uncertainty, area=area)
+                                   ensemble=table, uncertainty=args.uncertainty, area=area,
+                                   capacity=args.capacity == "on")
     summary = runner.summarise(df)
     from sim import observe
     observed = observe.observed(area=area)
     info = dict(info, wall_seconds=time.perf_counter() - t0, ensemble=_ensemble_note(path, table))
     folder = output.write_run(out, sc, df, summary, info, observed)
     print(folder)
-    print(f"{sc.name}: {headline(summary)} ({s['replicates']} replicates, scale {s['scale']}, "
-          f"{info['wall_seconds']:.1f} s)")
+    print(f"{sc.name}: {headline(summary)} ({s['replicates']} replicates, scale {s['scale']}, capacity "
+          f"{args.capacity}, {info['wall_seconds']:.1f} s)")
     return 0
 
 

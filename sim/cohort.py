@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents import attributes as A
+from agents import capacity as CAP
 from agents import states as S
 from agents.hazards import HazardTables
 from agents.levers import LeverTables
@@ -134,17 +135,28 @@ class _Accumulators:
 
 
 def run_cohort(pop: Population, tables: HazardTables, seed: int, months: int, first_month: int = 1,
-               returned_max: int = 72, la_cum=None, levers: LeverTables | None = None) -> np.ndarray:
+               returned_max: int = 72, la_cum=None, levers: LeverTables | None = None,
+               capacity: CAP.CapacityPlan | None = None, capacity_log: np.ndarray | None = None) -> np.ndarray:
     """Step ``pop`` in place for ``months`` months with no arrivals; occupancy [months + 1, N_STATES + 1].
 
     Row t is the count by state at the end of month ``first_month + t - 1`` (row 0 = the start); the last
     column counts children who have left the model (case closed, adopted, left care, aged 18, ...).
     ``levers``: compiled hazard and placement levers (``agents.levers.compile_levers``), applied from their
-    start months.
+    start months. ``capacity``: a foster capacity plan (``agents.capacity``; places of model month m from
+    ``capacity.for_month(m)``, regions of the cohort's LA indices from ``capacity.region_of_la``), applied after
+    each month's transitions; ``capacity_log`` [months + 1, N_REGION, N_LOG], if given, gets row t's places,
+    occupied, entrants, redirected and places taken (``capacity.LOG_NAMES``).
     """
     la_cum = single_la_cum() if la_cum is None else np.asarray(la_cum, dtype=np.uint32)
     seed = as_seed(seed)
     acc = _Accumulators()
+    cand = None
+    if capacity is not None:
+        from sim.engine import FosterEntrants
+        cand = FosterEntrants(capacity.region_of_la)
+        none = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8))
+        log = np.zeros((months + 1, CAP.N_REGION, CAP.N_LOG), dtype=np.int64) if capacity_log is None \
+            else capacity_log
     n_start = pop.alive()
     out = np.zeros((months + 1, S.N_STATES + 1), dtype=np.int64)
     out[0] = occupancy(pop, n_start)
@@ -156,7 +168,11 @@ def run_cohort(pop: Population, tables: HazardTables, seed: int, months: int, fi
                           tables.event_of_slot, tables.dest_thr, tables.dest_state, tables.short_thr,
                           tables.agency_thr, la_cum, int(returned_max), *acc.args(), pop.vac_idx, pop.vac_cnt,
                           levers.for_month(month) if levers is not None else None,
-                          levers.placement_for_month(month) if levers is not None else None)
+                          levers.placement_for_month(month) if levers is not None else None,
+                          cand.for_step(pop) if cand is not None else None)
+        if cand is not None:
+            cand.allocate(pop, pop.n_used, none, capacity.for_month(month), seed, month, tables, acc.started,
+                          acc.cm, log[t])
         # the kernel's child-months of this month are the end-of-month counts by state (no rescan needed)
         out[t, : S.N_STATES] = acc.cm.sum(axis=0).reshape(S.N_STATES, -1).sum(axis=1)
         out[t, N_LEFT_COL] = n_start - out[t, : S.N_STATES].sum()

@@ -116,8 +116,10 @@ def naive_rows(end_year: int) -> pd.DataFrame:
 
 
 def compare(scenarios: list, replicates: int, seed: int, end_year: int, scale: float, workers: int | None = None,
-            ensemble: pd.DataFrame | None = None, progress: bool = True, log=print) -> Comparison:
-    """Run every scenario (same seeds, same ensemble members) and tabulate levels and paired differences."""
+            ensemble: pd.DataFrame | None = None, progress: bool = True, log=print,
+            capacity: bool = False) -> Comparison:
+    """Run every scenario (same seeds, same ensemble members) and tabulate levels and paired differences;
+    ``capacity``: the foster capacity constraint on in every scenario (``runner.run_scenario``)."""
     _check(scenarios)
     t0 = time.perf_counter()
     engine_sc = [s for s in scenarios if s.method != NAIVE]
@@ -126,7 +128,7 @@ def compare(scenarios: list, replicates: int, seed: int, end_year: int, scale: f
     for sc in engine_sc:
         log(f"{sc.name}: {replicates} replicates")
         df, info = runner.run_scenario(sc, replicates, seed, end_year, scale, workers=workers, progress=progress,
-                                       ensemble=ensemble, uncertainty="both")
+                                       ensemble=ensemble, uncertainty="both", capacity=capacity)
         frames[sc.name] = _with_investment(df, investment_rows(sc, end_year, info["params"]))
         infos[sc.name] = {k: info[k] for k in ("wall_seconds", "members", "draws", "uncertainty")}
     base = frames[BASE]
@@ -138,7 +140,7 @@ def compare(scenarios: list, replicates: int, seed: int, end_year: int, scale: f
     if any(s.method == NAIVE for s in scenarios):
         parts.append(naive_rows(end_year))
     table = pd.concat(parts, ignore_index=True)
-    info = {"replicates": replicates, "seed": seed, "end_year": end_year, "scale": scale,
+    info = {"replicates": replicates, "seed": seed, "end_year": end_year, "scale": scale, "capacity": capacity,
             "scenarios": [s.name for s in scenarios], "runs": infos,
             "wall_seconds": time.perf_counter() - t0}
     return Comparison(table, frames, info, scenarios)
@@ -146,7 +148,7 @@ def compare(scenarios: list, replicates: int, seed: int, end_year: int, scale: f
 
 def crn_variance_reduction(base_sc, reform_sc, replicates: int, seed: int, year: int, scale: float,
                            ensemble: pd.DataFrame | None, workers: int | None = None, shared: dict | None = None,
-                           progress: bool = False) -> dict:
+                           progress: bool = False, capacity: bool = False) -> dict:
     """Variance of the ``year`` CLA-total paired difference (reform - status quo) with shared versus independent
     process random numbers (the reform run again on another seed), for the same parameter draws:
 
@@ -162,7 +164,7 @@ def crn_variance_reduction(base_sc, reform_sc, replicates: int, seed: int, year:
 
     def run(sc, s, uncertainty):
         return runner.run_scenario(sc, replicates, s, year, scale, workers=workers, progress=progress,
-                                   ensemble=ensemble, uncertainty=uncertainty)[0]
+                                   ensemble=ensemble, uncertainty=uncertainty, capacity=capacity)[0]
 
     def measure(uncertainty, base=None, reform=None):
         a = total(base if base is not None else run(base_sc, seed, uncertainty))

@@ -160,8 +160,9 @@ def _table(df: pd.DataFrame) -> str:
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
-def lever_table(scenarios: list) -> pd.DataFrame:
-    """Every lever of every scenario with its size, timing, coverage and evidence."""
+def lever_table(scenarios: list, capacity: bool = False) -> pd.DataFrame:
+    """Every lever of every scenario with its size, timing, coverage and evidence; ``capacity``: whether the
+    runs had the foster capacity constraint on (capacity levers act only then)."""
     rows = []
     for sc in scenarios:
         for lv in sc.levers:
@@ -177,7 +178,7 @@ def lever_table(scenarios: list) -> pd.DataFrame:
                          "size": ("x" if lv.multiplier is not None else "+" if lv.addition is not None else "GBP ")
                          + f"{lv.value:,.4g}", "start": d["start"], "phase-in (months)": lv.phase_in_months,
                          "coverage": lv.coverage if lv.coverage != "share" else f"share {lv.share:g}",
-                         "applied in runs": "yes" if lv.applied else "not yet", "evidence": evidence})
+                         "applied in runs": "yes" if lv.applies(capacity) else "no (capacity off)", "evidence": evidence})
     return pd.DataFrame(rows, columns=["scenario", "lever", "kind", "target", "size", "start", "phase-in (months)",
                                        "coverage", "applied in runs", "evidence"])
 
@@ -217,9 +218,10 @@ def write(folder: Path, comp, observed: pd.DataFrame | None, pv: pd.DataFrame, c
         "<h2>Common random numbers</h2>", crn_html,
         "<h2>Levers</h2><p>Hazard levers (transition probabilities) and placement levers (a placement's share of "
         "the placement drawn on entry or move) act in the engine from their start month; unit-cost levers reprice "
-        "child-months; investment levers are costed; capacity levers are validated but not applied yet (the "
-        "capacity model is not built).</p>",
-        _table(lever_table(comp.scenarios)),
+        "child-months; investment levers are costed; capacity levers change foster recruitment, retention or the "
+        "usable share in runs with the foster capacity constraint on (<code>--capacity on</code>), and do nothing "
+        f"without it. These runs: capacity constraint {'on' if info.get('capacity') else 'off'}.</p>",
+        _table(lever_table(comp.scenarios, bool(info.get("capacity")))),
         "<h2>Assumptions and priors</h2><details><summary>Every labelled prior of the parameter register (varied "
         "across ensemble members)</summary>" + _table(prior_table()) + "</details>",
     ]

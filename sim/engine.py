@@ -13,6 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from agents import attributes as A
+from agents import capacity as CAP
 from agents import states as S
 from agents.hazards import HazardTables, compile_tables, discrepancy, to_threshold, trend_x
 from agents.levers import Lever, LeverTables, compile_levers
@@ -30,6 +31,7 @@ class Settings:
     scale: float = 1.0
     check_invariants: bool = False
     levers: tuple[Lever, ...] = ()   # a scenario's levers (hazard and placement levers act from their starts)
+    capacity: bool = False           # foster capacity constraint (agents/capacity.py; capacity levers apply)
 
 
 @dataclass
@@ -65,6 +67,11 @@ class Result:
     scale: float
     invariant_checks: int = 0
     info: dict = field(default_factory=dict)
+    # with the capacity constraint on: [month, region, capacity.N_LOG] (capacity.LOG_NAMES: places, occupied,
+    # entrants, redirected, taken)
+    # for the regions of ``foster_capacity_regions`` (indices into capacity.REGION_CODES); None when off
+    foster_capacity: np.ndarray | None = None
+    foster_capacity_regions: np.ndarray | None = None
 
 
 class Reservoirs:
@@ -107,6 +114,34 @@ class Reservoirs:
         self.cum_popchange += int(delta.sum())
 
 
+class FosterEntrants:
+    """Scratch for the foster capacity pass: the per-chunk lists of children ``step_month`` saw enter FOSTER and
+    the per-chunk counts of children already there, by region (``kernel.allocate_foster`` reads them)."""
+
+    def __init__(self, region_of_la: np.ndarray):
+        self.region_of_la = np.ascontiguousarray(region_of_la, dtype=np.int64)
+        self.idx = np.zeros(0, dtype=np.int64)
+        self.code = np.zeros(0, dtype=np.uint8)     # entrant codes (capacity.E_STARTED, E_SHORT)
+        self.cnt = np.zeros(kernel.NCHUNK, dtype=np.int64)
+        self.occ = np.zeros((kernel.NCHUNK, CAP.N_REGION), dtype=np.int64)
+
+    def for_step(self, pop: Population) -> tuple:
+        """The kernel's capacity tuple, the lists sized for the population's slots."""
+        if self.idx.shape[0] < pop.capacity:
+            self.idx = np.zeros(pop.capacity, dtype=np.int64)
+            self.code = np.zeros(pop.capacity, dtype=np.uint8)
+        return self.region_of_la, self.idx, self.code, self.cnt, self.occ
+
+    def allocate(self, pop: Population, n_step: int, arrived, places, seed, month: int, tab: HazardTables,
+                 acc_started, acc_cm, log) -> int:
+        """This month's serial allocation (``kernel.allocate_foster``); returns the number redirected."""
+        slots, codes = arrived
+        return int(kernel.allocate_foster(self.idx, self.code, self.cnt, self.occ, n_step, slots, codes,
+                                          self.region_of_la, np.ascontiguousarray(places, dtype=np.int64),
+                                          pop.state, pop.flags, pop.age, pop.la, pop.cid, seed, month,
+                                          tab.agency_thr, acc_started, acc_cm, log))
+
+
 def _u32(x) -> np.uint64:
     return np.uint64(min(max(float(x), 0.0), 1.0) * (2**32 - 1))
 
@@ -115,8 +150,13 @@ class Simulation:
     """Runs the monthly loop for one population; used for spin-up and for the main run."""
 
     def __init__(self, params: Mapping[str, float], inputs: ModelInputs, tables: YearTables, seed: int,
-                 scale: float, check: bool = False, levers: LeverTables | None = None):
+                 scale: float, check: bool = False, levers: LeverTables | None = None,
+                 capacity: CAP.CapacityPlan | None = None, capacity_log: np.ndarray | None = None):
         self.p = params
+        self.capacity = capacity          # foster capacity plan (None: no constraint)
+        self.capacity_log = capacity_log  # [month, region, N_LOG], filled month by month
+        self.cand = FosterEntrants(capacity.region_of_la) if capacity is not None else None
+        self._arrived = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8))
         self.levers = levers if levers is not None else compile_levers((), inputs.la_codes)
         self.inputs = inputs
         self.tables = tables
@@ -200,26 +240,35 @@ class Simulation:
             tgt, ua, ml = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint64)
             kernel.expand_arrivals(counts, month, targets, uasc, male, ids, ages, tgt, ua, ml)
             slots = pop.allocate(n)
+            arr_foster = np.zeros(n, dtype=np.uint8) if self.capacity is not None else None
             kernel.add_arrivals(slots, ids, ages, tgt, ua, ml, self.need_thr, self.newborn_thr, self.la_cum,
                                 *pop.arrays(),
                                 pop.n_used, self.seed, month, ymark, tab.dest_thr, tab.dest_state, tab.short_thr,
                                 tab.agency_thr, self.acc_started, self.acc_ceased, self.acc_cm, self.acc_flow,
-                                self.levers.placement_for_month(month))
+                                self.levers.placement_for_month(month), arr_foster)
+            if arr_foster is not None:
+                self._arrived = (slots, arr_foster)
         return counts.sum(axis=1)
 
     # ---- one month ------------------------------------------------------------------------------------
     def step(self, pop: Population, res: Reservoirs, month: int, year: int, ymark: int, gen, rates):
         tab = self.tables.get(year)
+        n_step = pop.n_used
         kernel.step_month(*pop.arrays(), pop.n_used, self.seed, month, ymark, tab.thr, tab.thr_total, tab.event_of_slot,
                           tab.dest_thr, tab.dest_state, tab.short_thr, tab.agency_thr, self.la_cum,
                           int(self.p["returned_home.max_months"]), self.acc_started, self.acc_ceased, self.acc_cm,
                           self.acc_flow, self.acc_prevknown, pop.vac_idx, pop.vac_cnt, self.levers.for_month(month),
-                          self.levers.placement_for_month(month))
+                          self.levers.placement_for_month(month),
+                          self.cand.for_step(pop) if self.cand is not None else None)
         pop.vac_fresh = True
         res.roll_month()
         res.close_cases(self.acc_prevknown.sum(axis=0))
         self.acc_prevknown[:] = 0
         counts = self.add_arrivals(pop, month, ymark, tab, self.draw_arrivals(gen, res, year, rates))
+        if self.capacity is not None:
+            self.cand.allocate(pop, n_step, self._arrived, self.capacity.for_month(month), self.seed, month, tab,
+                               self.acc_started, self.acc_cm, self.capacity_log[month])
+            self._arrived = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8))
         flows = self.acc_flow.sum(axis=0)
         cm = self.acc_cm.sum(axis=0)
         self.acc_flow[:] = 0
@@ -362,16 +411,22 @@ def initial_population(params, inputs: ModelInputs, pool: Population, targets: n
 def run_replicate(params, inputs: ModelInputs, tables: YearTables, seed: int, settings: Settings,
                   pool: Population | None = None) -> Result:
     """Simulate 31 March 2015 to 31 March ``end_year`` for one replicate seed; ``settings.levers`` act from their
-    start months (before the earliest start the run is the status quo's, draw for draw)."""
+    start months (before the earliest start the run is the status quo's, draw for draw). With
+    ``settings.capacity`` the foster capacity constraint (``agents/capacity.py``, with the capacity levers) is
+    applied every month of the main run (not in spin-up, whose stock is resampled to the 2015 data)."""
     scale = settings.scale
     if pool is None:
         pool, _ = spin_up(params, inputs, tables, seed, scale)
     targets = initial_targets(params, inputs, pool, scale)
     pop = initial_population(params, inputs, pool, targets, seed)
-    sim = Simulation(params, inputs, tables, seed, scale, settings.check_invariants,
-                     compile_levers(settings.levers, inputs.la_codes))
     years = np.arange(START_YEAR, settings.end_year + 1)
     ny, n_months = years.size, 12 * (years.size - 1)
+    plan = cap_log = None
+    if settings.capacity:
+        plan = CAP.build_plan(params, inputs.la_codes, n_months, scale, settings.levers)
+        cap_log = np.zeros((n_months + 1, CAP.N_REGION, CAP.N_LOG), dtype=np.int64)
+    sim = Simulation(params, inputs, tables, seed, scale, settings.check_invariants,
+                     compile_levers(settings.levers, inputs.la_codes), plan, cap_log)
     stock = np.zeros((ny, S.N_STATES, kernel.N_AGE7, 2, 2), dtype=np.int64)
     la_cla = np.zeros((ny, len(inputs.la_codes)), dtype=np.int64)
     ret_open = np.zeros((ny, kernel.N_AGE7, 2), dtype=np.int64)
@@ -419,6 +474,8 @@ def run_replicate(params, inputs: ModelInputs, tables: YearTables, seed: int, se
             ceased[yi] = sim.acc_ceased.sum(axis=0).reshape(kernel.N_REASON, kernel.N_AGE7, 2)
             sim.acc_started[:] = 0
             sim.acc_ceased[:] = 0
+    regions = plan.regions if plan is not None else None
     return Result(years, stock, la_cla, ret_open, started, ceased, flows, arrivals, cm, alive, scale, checks,
                   info={"capacity": pop.capacity, "max_alive": int(alive.max()),
-                        "loop_seconds": time.perf_counter() - t_loop})
+                        "loop_seconds": time.perf_counter() - t_loop, "foster_capacity": bool(settings.capacity)},
+                  foster_capacity=cap_log[:, regions] if plan is not None else None, foster_capacity_regions=regions)

@@ -19,6 +19,12 @@ enters care or moves looks at it: if some lever targets its placement cell (entr
 UASC), the covering levers give per-destination multipliers (``levers.placement_effects``) and
 ``levers.placement_event`` re-cuts the child's own destination draw (the one it uses without levers) against
 the modified shares; ``_enter_care`` then places the child there.
+
+Foster capacity (``agents/capacity.py``) reaches ``step_month`` as a third tuple (None when the constraint is off:
+the status-quo kernel again): each chunk lists the children who entered FOSTER this month from another state
+and counts, by region, the children in FOSTER who were there before; ``add_arrivals`` marks arrivals placed in
+FOSTER. ``allocate_foster`` then runs serially over those children only, in hashed-priority order, and sends
+those who find no free place in their region to RESIDENTIAL_HOME.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from agents import attributes as A
+from agents import capacity as CAP
 from agents import events as E
 from agents import levers as LV
 from agents import states as S
@@ -108,6 +115,20 @@ N_DEST = LV.N_DEST
 COVER_SEED = np.uint64(LV.COVER_SEED)
 COVER_MONTH = LV.COVER_MONTH
 COVER_DEC = LV.COVER_DEC
+
+# the foster capacity rules of agents/capacity.py, compiled here (the same functions the Mesa model runs);
+# as for the lever rules, touch this file after changing them (numba's cache does not see the edit)
+_free_places = njit(inline="always")(CAP.free_places)
+_allocate = njit(inline="always")(CAP.allocate)
+_redirected_flags = njit(inline="always")(CAP.redirected_flags)
+_priority_order = njit(cache=True)(CAP.priority_order)
+FOSTER = S.FOSTER
+RESIDENTIAL_HOME = S.RESIDENTIAL_HOME
+DEC_PRIORITY = CAP.DEC_PRIORITY
+N_REGION = CAP.N_REGION
+C_PLACES, C_OCCUPIED, C_ENTRANTS, C_REDIRECTED, C_TAKEN = (CAP.PLACES, CAP.OCCUPIED, CAP.ENTRANTS, CAP.REDIRECTED,
+                                                         CAP.TAKEN)
+E_STARTED, E_SHORT = CAP.E_STARTED, CAP.E_SHORT
 
 
 @njit(inline="always", cache=True)
@@ -192,8 +213,9 @@ def _lever_dest(placement, md, seed, cid, month, kind, ab, need, uasc, la_i, des
 def _enter_care(i, ch, seed, cid, month, kind, ab, need, uasc, state, flags, epi, plc, prev, start_yr,
                 cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr, acc_started,
                 acc_ceased, acc_flow, count_start, jd):
-    """Place a child entering care (kind 0) or moving (kind 1); entries may end within the month.
-    ``jd``: the destination index placement levers chose (``_lever_dest``), or -1 for the status-quo draw."""
+    """Place a child entering care (kind 0) or moving (kind 1); entries may end within the month. Returns the
+    placement drawn. ``jd``: the destination index placement levers chose (``_lever_dest``), or -1 for the
+    status-quo draw."""
     if jd >= 0:
         j = jd
     else:
@@ -220,24 +242,34 @@ def _enter_care(i, ch, seed, cid, month, kind, ab, need, uasc, state, flags, epi
             state[i] = RETURNED_HOME
             prev[i] = min(prev[i] + 1, 255)
             acc_flow[ch, F_SHORT_STAY] += 1
+    return ns
 
 
 @njit(parallel=True, cache=True)
 def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, cease_cell, n_used,
                seed, month, ymark, thr, thr_total, event_of_slot, dest_thr, dest_state, short_thr, agency_thr, la_cum,
                returned_max, acc_started, acc_ceased, acc_cm, acc_flow, acc_prevknown, vac_idx, vac_cnt, levers,
-               placement):
+               placement, capacity):
     """Advance every live child by one month: age, 18th birthday, one competing-risk draw, the event.
     Vacant slots seen or made are listed per chunk (``vac_idx[lo:lo + vac_cnt[ch]]``, increasing) for arrivals.
     ``levers``: this month's lever tuple (``agents.levers.LeverTables.for_month``), or None for no lever: numba
     compiles each case on its own and prunes the ``levers is not None`` blocks from the None one, so the
     status-quo kernel is the same code, and as fast, as without levers. ``placement``: this month's
-    placement-lever tuple (``LeverTables.placement_for_month``) or None, the same way."""
+    placement-lever tuple (``LeverTables.placement_for_month``) or None, the same way. ``capacity``: None (no
+    foster capacity constraint), or (region_of_la, cand_idx, cand_code, cand_cnt, cand_occ): each chunk lists
+    its children who entered FOSTER from another state (short stays in it included) in
+    ``cand_idx[lo:lo + cand_cnt[ch]]`` (``cand_code``: the entrant codes ``capacity.E_STARTED`` and
+    ``E_SHORT``) and counts by region in ``cand_occ[ch]`` the children in FOSTER at both the start and the end
+    of the month, for ``allocate_foster``."""
     chunk = (n_used + NCHUNK - 1) // NCHUNK
     for ch in prange(NCHUNK):
         lo = ch * chunk
         hi = min(lo + chunk, n_used)
         nv = 0
+        nf = 0
+        if capacity is not None:
+            for q in range(N_REGION):
+                capacity[4][ch, q] = 0
         mk = np.ones(K)                      # scratch for the lever path: per-slot multipliers and additions
         ak = np.zeros(K)
         if placement is not None:
@@ -293,15 +325,24 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                     k = _lever_event(thr[row], mk, ak, r)
                     if k >= K:  # no event
                         acc_cm[ch, (s * 2 + ((fl >> 4) & 1)) * N_NEED + need] += 1
+                        if capacity is not None:
+                            if s == FOSTER:
+                                capacity[4][ch, capacity[0][la[i]]] += 1
                         continue
                 elif r >= tot:  # no event
                     acc_cm[ch, (s * 2 + ((fl >> 4) & 1)) * N_NEED + need] += 1
+                    if capacity is not None:
+                        if s == FOSTER:
+                            capacity[4][ch, capacity[0][la[i]]] += 1
                     continue
                 else:
                     k = _sel(thr[row], r)
             else:
                 if r >= thr_total[row]:  # fast path: no event (compact table of row totals stays in cache)
                     acc_cm[ch, (s * 2 + ((fl >> 4) & 1)) * N_NEED + need] += 1
+                    if capacity is not None:
+                        if s == FOSTER:
+                            capacity[4][ch, capacity[0][la[i]]] += 1
                     continue
                 k = _sel(thr[row], r)
             ev = event_of_slot[s, k]
@@ -310,6 +351,8 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                 _record_cease(i, ch, reason, ab, uasc, ymark, cease_yr, cease_cell, acc_ceased,
                               EV_DEST_KIND[ev] == TO_SAME)
             kind = EV_DEST_KIND[ev]
+            fresh = False
+            placed = -1
             if kind == TO_LEAVE:
                 if EV_LEAVE[ev] == LEAVE_PREV_KNOWN:
                     acc_flow[ch, F_TO_PREV_KNOWN] += 1
@@ -326,9 +369,10 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                 jd = -1
                 if placement is not None:
                     jd = _lever_dest(placement, md, seed, c, month, 0, ab, need, uasc, la[i], dest_thr)
-                _enter_care(i, ch, seed, c, month, 0, ab, need, uasc, state, flags, epi, plc, prev, start_yr,
-                            cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr,
-                            acc_started, acc_ceased, acc_flow, True, jd)
+                fresh = start_yr[i] != ymark  # _enter_care counts a DfE start now (first start of the year)
+                placed = _enter_care(i, ch, seed, c, month, 0, ab, need, uasc, state, flags, epi, plc, prev,
+                                     start_yr, cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr,
+                                     short_thr, acc_started, acc_ceased, acc_flow, True, jd)
             elif kind == TO_MOVE:
                 jd = -1
                 if placement is not None:
@@ -353,7 +397,17 @@ def step_month(state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, c
                     acc_flow[ch, F_CPP_START] += 1
             s2 = state[i]
             acc_cm[ch, (s2 * 2 + ((flags[i] >> 4) & 1)) * N_NEED + need] += 1
+            if capacity is not None:
+                if s2 == FOSTER and s == FOSTER:  # already in foster care: keeps its place (moves between carers too)
+                    capacity[4][ch, capacity[0][la[i]]] += 1
+                elif s2 == FOSTER or placed == FOSTER:  # a new foster placement (or a stay under a month in one)
+                    capacity[1][lo + nf] = i
+                    capacity[2][lo + nf] = ((E_STARTED if (kind == TO_ENTRY and fresh) else 0)
+                                            + (E_SHORT if s2 != FOSTER else 0))
+                    nf += 1
         vac_cnt[ch] = nv
+        if capacity is not None:
+            capacity[3][ch] = nf
 
 
 @njit(cache=True)
@@ -424,10 +478,12 @@ def find_free_slots(state, n_used, need, out):
 def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, newborn_thr, la_cum,
                  state, age, flags, epi, plc, prev, la, cid, start_yr, cease_yr, cease_cell, n_used,
                  seed, month, ymark, dest_thr, dest_state, short_thr, agency_thr,
-                 acc_started, acc_ceased, acc_cm, acc_flow, placement):
+                 acc_started, acc_ceased, acc_cm, acc_flow, placement, arr_foster):
     """Initialise arriving children in their slots; ``target`` is AT_HOME, EDGE_OF_CARE or -1 (enter care).
     ``placement``: this month's placement-lever tuple or None (as in ``step_month``): entries straight into
-    care draw their placement through it."""
+    care draw their placement through it. ``arr_foster``: None (no capacity constraint), or uint8 [arrivals] of
+    zeros, set to the entrant code (``capacity.E_STARTED``, plus ``E_SHORT`` for a stay under a month) of
+    arrivals placed in FOSTER (for ``allocate_foster``)."""
     chunk = (n_used + NCHUNK - 1) // NCHUNK
     # slots are increasing, so each chunk's arrivals are one contiguous run: chunks own their accumulators
     bounds = np.searchsorted(slots, np.arange(NCHUNK + 1) * chunk)
@@ -470,9 +526,12 @@ def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, newb
                 jd = -1
                 if placement is not None:
                     jd = _lever_dest(placement, md, seed, c, month, 0, ab, need, u, la[i], dest_thr)
-                _enter_care(i, ch, seed, c, month, 0, ab, need, u, state, flags, epi, plc, prev, start_yr,
-                            cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr, short_thr,
-                            acc_started, acc_ceased, acc_flow, True, jd)
+                placed = _enter_care(i, ch, seed, c, month, 0, ab, need, u, state, flags, epi, plc, prev,
+                                     start_yr, cease_yr, cease_cell, ymark, dest_thr, dest_state, agency_thr,
+                                     short_thr, acc_started, acc_ceased, acc_flow, True, jd)
+                if arr_foster is not None:
+                    if placed == FOSTER:  # entrant code: a start is always counted; a short stay if gone home
+                        arr_foster[j] = E_STARTED + (E_SHORT if state[i] != FOSTER else 0)
             else:
                 state[i] = t
                 acc_flow[ch, F_CIN_START] += 1
@@ -480,6 +539,87 @@ def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, newb
                     acc_flow[ch, F_CPP_START] += 1
             s2 = state[i]
             acc_cm[ch, (s2 * 2 + ((flags[i] >> 4) & 1)) * N_NEED + need] += 1
+
+
+@njit(cache=True)
+def allocate_foster(cand_idx, cand_code, cand_cnt, cand_occ, n_used_step, arr_slots, arr_code, region_of_la,
+                    places, state, flags, age, la, cid, seed, month, agency_thr, acc_started, acc_cm, log):
+    """The month's serial foster allocation (``agents/capacity.py``): the entrants ``step_month`` listed (chunks
+    of ``n_used_step`` slots) and the arrivals ``add_arrivals`` marked, in priority order (a draw keyed by seed,
+    child id and month; ties by id), take their region's free places (``places`` less the children already in
+    FOSTER; a short stay needs one but does not keep it); the others are treated as placed in RESIDENTIAL_HOME:
+    provider redrawn, the month's child-month and, where the entry counted one, the DfE start re-recorded (a
+    short stay stays at home). ``log`` [N_REGION, N_LOG] gets places, occupied, entrants, redirected and places
+    taken; returns the number redirected."""
+    chunk = (n_used_step + NCHUNK - 1) // NCHUNK
+    n = 0
+    for ch in range(NCHUNK):
+        n += cand_cnt[ch]
+    for j in range(arr_code.shape[0]):
+        if arr_code[j] != 0:
+            n += 1
+    idx = np.empty(n, dtype=np.int64)
+    code = np.empty(n, dtype=np.uint8)
+    k = 0
+    for ch in range(NCHUNK):
+        lo = ch * chunk
+        for q in range(cand_cnt[ch]):
+            idx[k] = cand_idx[lo + q]
+            code[k] = cand_code[lo + q]
+            k += 1
+    for j in range(arr_code.shape[0]):
+        if arr_code[j] != 0:
+            idx[k] = arr_slots[j]
+            code[k] = arr_code[j]
+            k += 1
+    prio = np.empty(n, dtype=np.uint64)
+    ids = np.empty(n, dtype=np.uint64)
+    for k in range(n):
+        ids[k] = cid[idx[k]]
+        prio[k] = draw32(seed, ids[k], month, DEC_PRIORITY)
+    order = _priority_order(prio, ids)
+    regions = np.empty(n, dtype=np.int64)
+    keeps = np.empty(n, dtype=np.uint8)
+    for q in range(n):
+        regions[q] = region_of_la[la[idx[order[q]]]]
+        keeps[q] = 0 if (code[order[q]] & E_SHORT) else 1
+    occupied = np.zeros(N_REGION, dtype=np.int64)
+    for ch in range(NCHUNK):
+        for r in range(N_REGION):
+            occupied[r] += cand_occ[ch, r]
+    free = np.empty(N_REGION, dtype=np.int64)
+    _free_places(places, occupied, free)
+    admitted = np.empty(n, dtype=np.uint8)
+    _allocate(regions, keeps, free, admitted)
+    for r in range(N_REGION):
+        log[r, C_PLACES] = places[r]
+        log[r, C_OCCUPIED] = occupied[r]
+    moved = 0
+    for q in range(n):
+        r = regions[q]
+        log[r, C_ENTRANTS] += 1
+        if admitted[q] != 0:
+            if keeps[q] != 0:
+                log[r, C_TAKEN] += 1
+            continue
+        i = idx[order[q]]
+        f = flags[i]
+        s_now = state[i]                     # FOSTER, or RETURNED_HOME after a stay under a month
+        s_new = RESIDENTIAL_HOME if keeps[q] != 0 else s_now
+        need = (f >> NEED_SHIFT) & 3
+        acc_cm[0, (s_now * 2 + ((f >> 4) & 1)) * N_NEED + need] -= 1
+        f2 = _redirected_flags(f, draw32(seed, cid[i], month, DEC_PROVIDER), agency_thr[RESIDENTIAL_HOME])
+        flags[i] = f2
+        state[i] = s_new
+        acc_cm[0, (s_new * 2 + ((f2 >> 4) & 1)) * N_NEED + need] += 1
+        if code[order[q]] & E_STARTED:
+            ab = AGE_BAND[age[i]]
+            uasc = 1 if (f & FLAG_UASC) else 0
+            acc_started[0, (FOSTER * N_AGE7 + ab) * 2 + uasc] -= 1
+            acc_started[0, (RESIDENTIAL_HOME * N_AGE7 + ab) * 2 + uasc] += 1
+        log[r, C_REDIRECTED] += 1
+        moved += 1
+    return moved
 
 
 @njit(parallel=True, cache=True)

@@ -22,6 +22,13 @@ Conventions
     31 March from 2016 (months 12*(Y-2016)+1 .. 12*(Y-2015)); costs per financial year (April Y-1 to March Y).
   * LA rows (``la`` = 2024 ONS code) carry only ``cla_31mar`` totals and only with ``by_la=True``; national rows
     have la "ENG".
+  * Foster capacity (runs with the capacity constraint on, ``agents/capacity.py``), scheme ``model``, category
+    ``total`` (the run's area) and each region's ONS code (``capacity.REGION_CODES``; the regions of the run's
+    LAs): ``foster_capacity_usable`` effective usable mainstream foster places (after the matching friction) and
+    ``foster_capacity_occupied`` children in FOSTER, both in March (31 March); ``foster_capacity_entrants``
+    children who would have entered FOSTER from another state (stays under a month included) and
+    ``foster_capacity_redirected`` those placed in residential care for want of a place, in the year. Years
+    from 2016.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from agents import attributes as A
+from agents import capacity as CAP
 from agents import events as E
 from agents import states as S
 from calibration import dfe
@@ -190,6 +198,27 @@ def flow_rows(res, scale: float) -> list[pd.DataFrame]:
             _block("individuals_alive", MODEL, res.years, alive, [TOTAL])]
 
 
+def capacity_rows(res, scale: float) -> list[pd.DataFrame]:
+    """Foster capacity by region and in total: usable places and occupancy in March, entrants and redirected
+    children in the year (England counts); none when the run had no capacity constraint."""
+    log = getattr(res, "foster_capacity", None)
+    if log is None:
+        return []
+    y = res.years[1:]
+    labels = [CAP.REGION_CODES[r] for r in res.foster_capacity_regions] + [TOTAL]
+    march = log[12::12][: y.size]                                   # [year, region, N_LOG], month 12 x yi
+    flows = _by_year(log, y.size, "foster_capacity")
+
+    def with_total(v):
+        return np.concatenate([v, v.sum(axis=1, keepdims=True)], axis=1) / scale
+
+    usable = march[:, :, CAP.PLACES]
+    occupied = march[:, :, CAP.OCCUPIED] + march[:, :, CAP.TAKEN]
+    return [_block(f"foster_capacity_{name}", MODEL, y, with_total(v), labels)
+            for name, v in (("usable", usable), ("occupied", occupied), ("entrants", flows[:, :, CAP.ENTRANTS]),
+                            ("redirected", flows[:, :, CAP.REDIRECTED]))]
+
+
 def _covered_share(res, la_codes: Sequence[str] | None):
     """For LA-limited unit-cost levers: the covered LAs' share of the care stock at the last 31 March."""
     codes = list(la_codes or [])
@@ -248,7 +277,7 @@ def tidy(result, scenario: str, replicate: int, draw: int, unit_costs=None, by_l
     if not scale > 0:
         raise ValueError(f"Result.scale must be > 0, got {result.scale!r}")
     parts = stock_rows(result, scale) + start_rows(result, scale) + cease_rows(result, scale)
-    parts += flow_rows(result, scale)
+    parts += flow_rows(result, scale) + capacity_rows(result, scale)
     unit = _unit_costs(unit_costs)
     if unit is not None:
         parts += cost_rows(result, scale, unit, la_codes)

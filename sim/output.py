@@ -100,7 +100,8 @@ def manifest(scenario, info: Mapping) -> dict:
         "scenario": {"name": scenario.name, "description": scenario.description, "file": str(scenario.path),
                      "sha256": scenario.sha256, "base": scenario.base,
                      "parameter_overrides": scenario.parameters, "inputs": scenario.inputs,
-                     "levers": [dict(lv.as_dict(), applied=lv.applied) for lv in getattr(scenario, "levers", ())]},
+                     "levers": [dict(lv.as_dict(), applied=lv.applies(info.get("capacity", False)))
+                                for lv in getattr(scenario, "levers", ())]},
         "data_sha256": data_hash(),
         "parameters_sha256": parameter_hash(info["params"]),
         "trend_rule": trend_rule(info["params"]),
@@ -113,6 +114,7 @@ def manifest(scenario, info: Mapping) -> dict:
         "end_year": info["end_year"],
         "scale": info["scale"],
         "by_la": info["by_la"],
+        "capacity": "on" if info.get("capacity", False) else "off",
         "individuals_alive": {"max_mean_over_replicates": info["individuals_alive_max_mean"],
                               "at_31_march_2015_mean": info["individuals_alive_2015_mean"],
                               "note": "England-equivalent counts (simulated individuals / scale)"},

@@ -102,10 +102,12 @@ def set_threads(threads: int) -> int:
 
 
 def prepare(scenario: scenario_mod.Scenario, seed: int, end_year: int, scale: float,
-            ensemble: pd.DataFrame | None = None, uncertainty: str = "both", area: str = "ENG") -> Shared:
+            ensemble: pd.DataFrame | None = None, uncertainty: str = "both", area: str = "ENG",
+            capacity: bool = False) -> Shared:
     """Parameters, inputs, year tables and the central spin-up pool, built once per run. With an ensemble,
     member parameters are the member's values with the scenario's overrides on top; member 0 is central.
-    ``area``: "ENG", or a local authority's 2024 code (its own population and 2015 stock)."""
+    ``area``: "ENG", or a local authority's 2024 code (its own population and 2015 stock). ``capacity``: the
+    foster capacity constraint (``agents/capacity.py``; a local run gets its LA's share of its region's places)."""
     members = None
     if ensemble is not None:
         from calibration import ensemble as ens
@@ -117,7 +119,7 @@ def prepare(scenario: scenario_mod.Scenario, seed: int, end_year: int, scale: fl
     inputs = model_inputs.build() if area == "ENG" else model_inputs.local(area)
     tables = engine.YearTables.build(params, FIRST_TABLE_YEAR, end_year)
     pool, _ = engine.spin_up(params, inputs, tables, rng.derive_seed(seed, SPINUP_SEED_KEY), scale)
-    settings = engine.Settings(end_year=end_year, scale=scale, levers=scenario.levers)
+    settings = engine.Settings(end_year=end_year, scale=scale, levers=scenario.levers, capacity=bool(capacity))
     return Shared(params, inputs, tables, pool, settings, seed, members,
                   uncertainty if members else "process")
 
@@ -184,13 +186,15 @@ def _results(shared: Shared, replicates: int, workers: int, threads: int, progre
 def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, seed: int, end_year: int,
                  scale: float, workers: int | None = None, by_la: bool = False, progress: bool = True,
                  threads: int | None = None, ensemble: pd.DataFrame | None = None,
-                 uncertainty: str = "both", area: str = "ENG") -> tuple[pd.DataFrame, dict]:
+                 uncertainty: str = "both", area: str = "ENG", capacity: bool = False) -> tuple[pd.DataFrame, dict]:
     """Run ``replicates`` replicates of a scenario; returns the tidy rows of all replicates and run info.
 
     With an ``ensemble`` (calibration/ensemble.py), ``uncertainty`` says what varies between replicates:
     ``process`` (central set, own random numbers), ``parameter`` (members in turn, random numbers held
     fixed) or ``both`` (members in turn, own random numbers); the ``draw`` column names the member.
-    ``area``: "ENG" (England) or a local authority's 2024 code: counts are then that authority's, ``la`` = the code."""
+    ``area``: "ENG" (England) or a local authority's 2024 code: counts are then that authority's, ``la`` = the code.
+    ``capacity``: apply the foster capacity constraint and the scenario's capacity levers (default off: the
+    shipped calibration was fitted without it)."""
     from sim import observe  # the observation model is only needed in the parent
 
     if not isinstance(scenario, scenario_mod.Scenario):
@@ -208,7 +212,7 @@ def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, 
     # in-process runs use ``threads`` throughout; with workers the parent's spin-up uses every core
     previous = set_threads(threads if workers == 1 else (os.cpu_count() or 1))
     try:
-        shared = prepare(scenario, seed, end_year, scale, ensemble, uncertainty, area)
+        shared = prepare(scenario, seed, end_year, scale, ensemble, uncertainty, area, capacity)
         t_prep = time.perf_counter() - t0
         costs = {0: _unit_costs(shared.params, scenario.levers)}
         frames: dict[int, pd.DataFrame] = {}
@@ -226,7 +230,8 @@ def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, 
     df = pd.concat([frames[r] for r in range(replicates)], ignore_index=True)
     info = {
         "scenario": scenario.name, "replicates": replicates, "seed": seed, "end_year": end_year, "scale": scale,
-        "workers": workers, "threads": threads, "by_la": by_la, "area": area, "params": shared.params,
+        "workers": workers, "threads": threads, "by_la": by_la, "area": area, "capacity": bool(capacity),
+        "params": shared.params,
         "uncertainty": shared.uncertainty, "members": len(shared.members or {}),
         "draws": len({member_of(shared, r) for r in range(replicates)}),
         "individuals_alive_max_mean": float(np.mean([alive_max[r] for r in range(replicates)])),

@@ -37,9 +37,9 @@ A scenario file looks like::
 Hazard levers change the kernel's transition probabilities from their start, and placement levers (``to`` a
 placement, ``on`` entry/move/both) multiply that placement's share of the destination draw (engine and Mesa
 reference model alike); unit_cost levers reprice child-months (``sim/costs.py``); investment levers are costed by
-``caresim compare``; capacity levers are validated and kept on ``Scenario.levers`` but not applied yet (the
-capacity model is not built; see ``agents/levers.py``). A scenario with a ``base`` keeps the base's levers; a lever of the
-same name replaces the base's.
+``caresim compare``; capacity levers change foster recruitment, retention or the usable share of places in runs
+with the capacity constraint on (``--capacity on``; ``agents/capacity.py``) and do nothing without it. A scenario
+with a ``base`` keeps the base's levers; a lever of the same name replaces the base's.
 
 Every error is a ``ScenarioError`` whose message names the file, the field and the offending value.
 """
