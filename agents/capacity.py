@@ -4,11 +4,15 @@ Stock: approved mainstream fostering households per English region r, month by m
 (month 0): H[r, m] = H[r, m-1] + recruitment[r, m] / 12 - deregistration[r, m] / 12 x H[r, m-1], with annual
 recruitment (gross additions, households a year) and an annual de-registration rate from the register
 (``capacity.*`` rows; Ofsted Fostering in England figures). Places = H x ``capacity.places_per_household``;
-usable = places x ``capacity.usable_share``; effective = usable x (1 - ``capacity.friction``), friction being the
-share of usable places that cannot be matched to a given child (location, age, siblings, needs). National
+usable = places x ``capacity.usable_share``. Matching friction: a free usable place suits a given child
+(location, age, siblings, needs) only with some probability, so a child finds a match among F free places of
+its region with probability 1 - ``capacity.friction`` ^ (F / 1,000): ``capacity.friction`` is the chance that
+1,000 free places hold none that suits (0: any free place will do, the hard constraint). F counts free places at
+England scale (free places of the run / its scale), so the chance does not depend on the scale simulated. National
 figures are split across the 9 regions by each region's share of foster placements at 31 March
 ``capacity.region_split_year`` (DfE la_cla.csv; a labelled prior). A run that simulates only some LAs (``--la``)
-gets each region's capacity times the share of the region's foster children in its LAs (``coverage``).
+gets each region's capacity times the share of the region's foster children in its LAs (``coverage``), both
+counted at 31 March 2015, the year of its starting stock (``split_year``).
 Family-and-friends households are approved for a named child (the KINSHIP state): not constrained.
 
 Allocation, once a month after the transitions and arrivals (``sim/kernel.allocate_foster``; the Mesa model
@@ -33,11 +37,12 @@ proportion to the covered foster children.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping, Sequence
 
 import numpy as np
+from numba import njit
 
 from agents import attributes as A
 from agents import levers as L
@@ -48,8 +53,11 @@ REGION_NAMES = ("North East", "North West", "Yorkshire and The Humber", "East Mi
                 "East of England", "London", "South East", "South West")
 N_REGION = len(REGION_CODES)
 SUBREGIONS = {"E13000001": "E12000007", "E13000002": "E12000007"}  # Inner / Outer London
-# decision id of the allocation priority draw (sim/rng.draw32): sim/rng uses 0-4 and 10-14, levers 15
+# decision ids of the allocation priority and matching draws (sim/rng.draw32): sim/rng uses 0-4 and 10-14,
+# levers 15
 DEC_PRIORITY = 5
+DEC_MATCH = 6
+TWO32 = 4294967296.0   # draw32 values / TWO32: uniforms in [0, 1)
 # columns of the monthly capacity log [month, region, N_LOG]: places at the run's scale, children in FOSTER who were
 # there before the month, entrants, entrants redirected, places taken (admitted entrants still in FOSTER at the
 # month's end: the month-end FOSTER count is occupied + taken)
@@ -59,6 +67,7 @@ LOG_NAMES = ("places", "occupied", "entrants", "redirected", "taken")
 # entrant codes (the kernel's per-entrant byte): the entry counted a DfE start this month; a stay under a month
 # (the child was placed and went home within the month: it needs a free place but does not keep it)
 E_STARTED, E_SHORT = 1, 2
+LOCAL_SPLIT_YEAR = 2015   # the stock year of a run on some LAs only (calibration/inputs.local: 31 March 2015)
 
 _RECRUIT = re.compile(r"^capacity\.recruitment\.(\d{4})$")
 
@@ -71,14 +80,24 @@ def free_places(places, occupied, free):
         free[r] = v if v > 0 else 0
 
 
-def allocate(regions, keeps, free, admitted):
+@njit(cache=True)
+def match_probability(free, log_miss):
+    """Chance that one of ``free`` (> 0) free places suits a child: 1 - exp(``log_miss`` x free), ``log_miss`` =
+    ln(friction) / (1,000 x scale) (``CapacityPlan.log_miss``; -inf for no friction: any free place suits)."""
+    if log_miss == -np.inf:
+        return 1.0
+    return 1.0 - np.exp(log_miss * free)
+
+
+def allocate(regions, keeps, free, admitted, match_u, log_miss):
     """Serial allocation: entrant k (in priority order, region ``regions[k]``) is placed if a free place of its
-    region is left (``admitted[k]`` = 1) and keeps it if ``keeps[k]`` (a stay under a month uses a place within
-    the month and leaves it free at the month's end); otherwise it is redirected (0). ``free`` is used up in
-    place."""
+    region is left and one of them suits it (``match_u[k]``, a uniform draw in [0, 1), below
+    ``match_probability(free[r], log_miss[r])``, ``log_miss`` per region) (``admitted[k]`` = 1), and keeps it if ``keeps[k]`` (a stay under a month
+    uses a place within the month and leaves it free at the month's end); otherwise it is redirected (0). ``free``
+    is used up in place."""
     for k in range(len(regions)):
         r = regions[k]
-        if free[r] > 0:
+        if free[r] > 0 and match_u[k] < match_probability(free[r], log_miss[r]):
             if keeps[k]:
                 free[r] -= 1
             admitted[k] = 1
@@ -227,15 +246,18 @@ def households_closed_form(h0: float, recruitment: float, deregistration: float,
 
 @dataclass(frozen=True)
 class CapacityPlan:
-    """A run's foster capacity: ``places`` int64 [months + 1, N_REGION], the places in each region in month m at
-    the run's scale (floor(effective x scale)); ``effective``, ``usable`` (England-equivalent places of the
-    run's LAs), ``households`` (whole regions) float [months + 1, N_REGION]; ``region_of_la`` int64 [n_la]."""
+    """A run's foster capacity: ``places`` int64 [months + 1, N_REGION], the usable places in each region in month
+    m at the run's scale (floor(usable x scale)); ``usable`` (England-equivalent places of the run's LAs),
+    ``households`` (whole regions) float [months + 1, N_REGION]; ``region_of_la`` int64 [n_la]; ``log_miss``
+    float [N_REGION], ln(friction) / (1,000 x scale x coverage): the matching friction per free place of the run
+    (``match_probability``). A child's matches are among its whole region's free places: a run holding a share
+    (coverage) of a region's places and children counts each free place for 1 / coverage."""
     region_of_la: np.ndarray
     places: np.ndarray
-    effective: np.ndarray
     usable: np.ndarray
     households: np.ndarray
     scale: float
+    log_miss: np.ndarray = field(default_factory=lambda: np.full(N_REGION, -np.inf))
 
     def for_month(self, month: int) -> np.ndarray:
         """Places by region in model month ``month`` (the last month's beyond the plan, month 0's before it)."""
@@ -247,11 +269,12 @@ class CapacityPlan:
         return np.unique(self.region_of_la)
 
     @classmethod
-    def fixed(cls, places, region_of_la, months: int, scale: float = 1.0) -> "CapacityPlan":
+    def fixed(cls, places, region_of_la, months: int, scale: float = 1.0,
+              log_miss: float = -np.inf) -> "CapacityPlan":
         """Constant places by region (at the run's scale) for every month: for closed cohorts and tests."""
         p = np.broadcast_to(np.asarray(places, dtype=np.int64), (months + 1, N_REGION)).copy()
         f = p.astype(float) / scale
-        return cls(np.asarray(region_of_la, dtype=np.int64), p, f, f, f, scale)
+        return cls(np.asarray(region_of_la, dtype=np.int64), p, f, f, scale, np.full(N_REGION, float(log_miss)))
 
 
 def _lever_factors(levers: Sequence[L.Lever], month: int, share: np.ndarray, weights: Mapping[str, np.ndarray]):
@@ -271,11 +294,21 @@ def _lever_factors(levers: Sequence[L.Lever], month: int, share: np.ndarray, wei
     return out
 
 
+def split_year(params: Mapping[str, float], la_codes: Sequence[str]) -> int:
+    """Year whose foster counts split capacity for a run on ``la_codes``: ``capacity.region_split_year`` for an
+    England run (its children are placed in LAs by their 2024 shares), ``LOCAL_SPLIT_YEAR`` for a run on some
+    LAs only (it starts from those LAs' own stock at 31 March 2015, so each gets its 2015 share of its region's
+    carers: an LA whose children in care have since fallen, or risen, is not found short, or flush, in 2015)."""
+    year = int(params["capacity.region_split_year"])
+    national = (coverage(la_codes, year) > 0.99).all()   # every region (near) whole: the Isles of Scilly aside
+    return year if national else LOCAL_SPLIT_YEAR
+
+
 def build_plan(params: Mapping[str, float], la_codes: Sequence[str], months: int, scale: float,
                levers: Sequence[L.Lever] = ()) -> CapacityPlan:
     """Capacity of a run (model months 0..``months``) whose LA index i is ``la_codes[i]``, with its capacity
     levers (other kinds are ignored)."""
-    year = int(params["capacity.region_split_year"])
+    year = split_year(params, la_codes)
     share = region_shares(year)
     caps = [lv for lv in levers if lv.kind == "capacity"]
     weights = {lv.name: (coverage(lv.las, year) if lv.las else np.ones(N_REGION)) for lv in caps}
@@ -296,6 +329,13 @@ def build_plan(params: Mapping[str, float], la_codes: Sequence[str], months: int
     h = households(float(params["capacity.households.2015"]) * share, rec, dr)
     run = coverage(la_codes, year)
     usable = h * float(params["capacity.places_per_household"]) * us * run
-    eff = usable * (1.0 - float(params["capacity.friction"]))
-    places = np.floor(eff * scale).astype(np.int64)
-    return CapacityPlan(region_index(la_codes, year), places, eff, usable, h, float(scale))
+    places = np.floor(usable * scale).astype(np.int64)
+    return CapacityPlan(region_index(la_codes, year), places, usable, h, float(scale),
+                        np.array([log_miss(float(params["capacity.friction"]), scale * max(c, 1e-9)) for c in run]))
+
+
+def log_miss(friction: float, scale: float) -> float:
+    """ln(friction) / (1,000 x scale): the per-free-place log chance of no match at the run's scale (-inf for 0)."""
+    if not 0.0 <= friction < 1.0:
+        raise ValueError(f"capacity.friction: {friction!r} must be in [0, 1)")
+    return float(np.log(friction)) / (1000.0 * scale) if friction > 0 else -np.inf

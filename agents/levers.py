@@ -40,9 +40,9 @@ A lever is one named change with a start month, a phase-in, a coverage and its e
   multiplier or an addition (recruitment: mainstream fostering households added a year; retention: the annual
   de-registration rate, which a multiplier multiplies (0.9 = 10% fewer de-registrations) and an addition adds
   to; usable share: the share of approved places that can be used). Applied by the foster capacity model
-  (``agents/capacity.py``) in runs with the capacity constraint on (``caresim run --capacity on``), region by
-  region (``las``: in proportion to the covered LAs' share of each region's foster children); without the
-  constraint a capacity lever has no effect on a run.
+  (``agents/capacity.py``) in runs with the capacity constraint on (``capacity.constraint``: the default with
+  the shipped ensemble), region by region (``las``: in proportion to the covered LAs' share of each region's
+  foster children); without the constraint a capacity lever has no effect on a run.
 * ``unit_cost`` — a unit cost: ``cost_key`` (a ``cost_key`` of ``agents/states.csv``; ``provider`` = ``la`` or
   ``independent``, default both), by a multiplier or an addition in GBP a week, phased in like the others;
   applied when child-months are priced (``sim/costs.UnitCosts.monthly_weekly``; with ``las``, to the covered

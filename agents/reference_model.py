@@ -281,7 +281,7 @@ class ReferenceModel(mesa.Model):
         """The month's foster allocation (``agents/capacity.py``): children in FOSTER who were not there at the
         start of the month, and those placed there who went home within it, take their region's free places in
         priority order (``capacity.priority_order`` of a draw keyed by seed, child id and month; a short stay
-        does not keep its place); the others go to RESIDENTIAL_HOME (a short stay stays at home) with their
+        does not keep its place) when one suits them (``capacity.match_probability``); the others go to RESIDENTIAL_HOME (a short stay stays at home) with their
         provider redrawn (``capacity.redirected_flags``). Nobody already in FOSTER moves."""
         region = self.capacity.region_of_la
         places = [int(x) for x in self.capacity.for_month(self.month)]
@@ -300,7 +300,8 @@ class ReferenceModel(mesa.Model):
         free = [0] * C.N_REGION
         C.free_places(places, occupied, free)
         admitted = [0] * len(order)
-        C.allocate(regions, keeps, free, admitted)
+        match_u = [entrants[k].draw(C.DEC_MATCH) / C.TWO32 for k in order]
+        C.allocate(regions, keeps, free, admitted, match_u, self.capacity.log_miss)
         log = np.zeros((C.N_REGION, C.N_LOG), dtype=np.int64)
         log[:, C.PLACES], log[:, C.OCCUPIED] = places, occupied
         thr = self.tables.agency_thr[S.RESIDENTIAL_HOME]

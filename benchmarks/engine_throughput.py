@@ -8,7 +8,11 @@ kernel alone (``sim.kernel.step_month``) and for the whole replicate including i
 31 March 2015 stock from the pool), wall times, peak memory, and bytes per simulated child (struct of
 arrays, plus the 4-byte vacancy list). Each thread count runs in its own subprocess so peak memory is its own.
 
+``--capacity`` applies the foster capacity constraint (``agents/capacity.py``: the per-chunk entrant lists in the
+kernel and the monthly serial allocation), to measure what it costs.
+
 Run from the repository root:  python -m benchmarks.engine_throughput [--scale 2.0] [--months 120] [--repeat 3]
+[--capacity]
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def measure(threads: int, scale: float, months: int, repeat: int) -> dict:
+def measure(threads: int, scale: float, months: int, repeat: int, capacity: bool = False) -> dict:
     """Run in this process: warm-up compile, then ``repeat`` timed replicates; best of the repeats."""
     import numba
 
@@ -57,7 +61,8 @@ def measure(threads: int, scale: float, months: int, repeat: int) -> dict:
         kernel_time[0] = 0.0
         engine.kernel.step_month = timed_step
         t0 = time.perf_counter()
-        res = engine.run_replicate(params, inputs, tables, 100 + r, engine.Settings(end_year=end_year, scale=scale), pool)
+        res = engine.run_replicate(params, inputs, tables, 100 + r,
+                                   engine.Settings(end_year=end_year, scale=scale, capacity=capacity), pool)
         wall = time.perf_counter() - t0
         engine.kernel.step_month = step
         steps = int(res.alive[:-1].sum())
@@ -88,19 +93,22 @@ def main(argv=None) -> int:
     ap.add_argument("--months", type=int, default=120)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="internal: run one thread count in this process")
+    ap.add_argument("--capacity", action="store_true", help="apply the foster capacity constraint")
     a = ap.parse_args(argv)
     if a.threads:
-        print(json.dumps(measure(a.threads, a.scale, a.months, a.repeat)))
+        print(json.dumps(measure(a.threads, a.scale, a.months, a.repeat, a.capacity)))
         return 0
     rows = []
     for th in (1, 2):
         out = subprocess.run([sys.executable, "-m", "benchmarks.engine_throughput", "--threads", str(th),
-                              "--scale", str(a.scale), "--months", str(a.months), "--repeat", str(a.repeat)],
+                              "--scale", str(a.scale), "--months", str(a.months), "--repeat", str(a.repeat)]
+                             + (["--capacity"] if a.capacity else []),
                              cwd=ROOT, capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"machine: {machine()}")
     print(f"workload: full default model, scale {a.scale} ({rows[0]['alive_mean']:,.0f} individuals alive on "
-          f"average), {a.months} months, best of {a.repeat}")
+          f"average), {a.months} months, best of {a.repeat}, foster capacity constraint "
+          f"{'on' if a.capacity else 'off'}")
     print("| threads | layer | monthly loop child-steps/s | kernel child-steps/s | replicate incl. setup | "
           "loop (s) | replicate (s) | peak RSS (MiB) | bytes/child |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -60,7 +60,7 @@ def coordinates(gap_keys: list[str], fit_until: int) -> list[Coordinate]:
     for k in gap_keys:
         if k == "arrive.uasc.factor":
             out.append(Coordinate(k, (k,), "log", 0.1))
-        elif k == "arrive.age0.newborn_share":
+        elif k in ("arrive.age0.newborn_share", "capacity.friction"):
             out.append(Coordinate(k, (k,), "logit", 0.5))
         elif k.endswith((".trend", ".trend2")):
             out.append(Coordinate(k, (k,) + tied.get(k, ()), "add", 0.03))
@@ -303,4 +303,5 @@ def member_params(table: pd.DataFrame, member: int) -> dict[str, float]:
         raise EnsembleError(f"ensemble: no member {member}")
     reg = load_register()
     vals = {k: float(row.iloc[0][k]) for k in table.columns if k in reg}
+    vals.setdefault("capacity.constraint", 0.0)   # an ensemble without the column was fitted without the constraint
     return base_parameters(vals, use_first_pass=False)

@@ -39,6 +39,8 @@ OLD_UNTIL = 2022                    # last year of the old placement scheme
 KINSHIP_YEAR = 2018                 # year of the 18% kinship share of foster (secondary figure)
 W = np.arange(2016, DATA_END + 1)   # flow years scored by the full fit
 MAX_STEP = 0.5                      # largest log change per iteration (stops overshoot into saturation)
+FRICTION_GAIN = 40.0                # logit change of capacity.friction per unit gap in the children's homes
+                                    # slope: about 1 / (d slope / d logit friction), measured at the shipped fit
 OUT = Path(__file__).with_name("first_pass.csv")
 CR = E.CR
 # DfE ceased_by_reason categories per fitted cessation group: the observation model's grouping, renamed
@@ -96,6 +98,7 @@ def observed_targets(fit_until: int = DATA_END) -> dict:
     res_semi = old("secure_childrens_homes_semi_independent")
     if fit_until >= CURRENT_FROM:
         t["stock.RESIDENTIAL_HOME"] = cur("secure_childrens_homes").loc[2020:min(2023, fit_until)].mean()
+        t["stock.sch_current"] = cur("secure_childrens_homes").loc[2020:min(2023, fit_until)].to_numpy(float)
         t["stock.SEMI_INDEPENDENT"] = (res_semi.loc[2020:end_old]
                                        - cur("secure_childrens_homes").loc[2020:end_old]).mean()
     else:  # no current-scheme split yet: match the old-scheme sum, keeping the register's ratio of the two
@@ -137,7 +140,8 @@ def simulated(params, seed: int, scale: float, fit_until: int = DATA_END) -> dic
     inp = build()
     tables = YearTables.build(params, 2016, fit_until)
     pool, _ = spin_up(params, inp, tables, seed, scale)
-    r = run_replicate(params, inp, tables, seed, Settings(end_year=fit_until, scale=scale), pool)
+    r = run_replicate(params, inp, tables, seed,
+                      Settings(end_year=fit_until, scale=scale, capacity=constrained(params)), pool)
     k = 1.0 / scale
     yi = W - 2015
     c = r.ceased[yi] * k  # [year, reason, age7, uasc]
@@ -168,14 +172,30 @@ def simulated(params, seed: int, scale: float, fit_until: int = DATA_END) -> dic
     s["cpp_started"] = fl[: W.size, F_CPP_START]
     for nm in ("RESIDENTIAL_HOME", "SEMI_INDEPENDENT", "INDEPENDENT_LIVING", "RESIDENTIAL_OTHER",
                "PLACED_WITH_PARENTS", "OTHER_IN_CARE"):
-        s[f"stock.{nm}"] = by_state[yi, S.CODE[nm]].mean()
+        lo, hi = stock_window(nm, fit_until)
+        s[f"stock.{nm}"] = by_state[lo - 2015: hi + 1 - 2015, S.CODE[nm]].mean()
     s["stock.KINSHIP"] = by_state[kinship_year(fit_until) - 2015, S.KINSHIP]
     s["stock.res_semi_old"] = by_state[: min(OLD_UNTIL, fit_until) + 1 - 2015][
         :, [S.RESIDENTIAL_HOME, S.SEMI_INDEPENDENT]].sum(axis=1)
-    s["stock.res_semi_mean"] = s["stock.RESIDENTIAL_HOME"] + s["stock.SEMI_INDEPENDENT"]
+    lo, hi = 2016, min(OLD_UNTIL, fit_until)
+    s["stock.res_semi_mean"] = by_state[lo - 2015: hi + 1 - 2015][:, [S.RESIDENTIAL_HOME, S.SEMI_INDEPENDENT]].sum(
+        axis=1).mean()
+    s["stock.sch_current"] = by_state[CURRENT_FROM - 2015: min(2023, fit_until) + 1 - 2015, S.RESIDENTIAL_HOME]
     s["stock.under_1"] = stock[yi][:, list(S.CARE_STATES), 0].sum(axis=(1, 2, 3))
     s["alive"] = r.alive
     return s
+
+
+def stock_window(state: str, fit_until: int = DATA_END) -> tuple[int, int]:
+    """First and last year (31 March) of the DfE placement series whose mean identifies ``state``'s weight
+    (``observed_targets``): the simulated mean is taken over the same years."""
+    if state == "RESIDENTIAL_HOME" and fit_until >= CURRENT_FROM:
+        return CURRENT_FROM, min(2023, fit_until)
+    if state == "SEMI_INDEPENDENT" and fit_until >= CURRENT_FROM:
+        return CURRENT_FROM, min(OLD_UNTIL, fit_until)
+    if state in ("INDEPENDENT_LIVING", "RESIDENTIAL_OTHER", "OTHER_IN_CARE"):
+        return 2016, min(OLD_UNTIL, fit_until)
+    return 2016, fit_until          # PLACED_WITH_PARENTS: old scheme to 2022, then current to the origin
 
 
 def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
@@ -257,13 +277,28 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     q = float(np.clip(v["arrive.age0.newborn_share"], 0.01, 0.99))
     v["arrive.age0.newborn_share"] = float(1 / (1 + np.exp(-(np.log(q / (1 - q)) + np.clip(2 * damp * g, -1, 1)))))
     gaps["arrive.age0.newborn_share"] = g
-    trd("dest.RESIDENTIAL_HOME.trend", obs["stock.res_semi_old"], sim["stock.res_semi_old"])
-    v["dest.SEMI_INDEPENDENT.trend"] = v["dest.RESIDENTIAL_HOME.trend"]
+    if constrained(v):  # residential growth from the capacity constraint, no children's homes trend (DESIGN §2)
+        v["dest.RESIDENTIAL_HOME.trend"] = 0.0
+        trd("dest.SEMI_INDEPENDENT.trend", obs["stock.res_semi_old"], sim["stock.res_semi_old"])
+        if np.size(obs.get("stock.sch_current", ())) >= 2:  # friction against the children's homes slope, logit
+            g = slope(obs["stock.sch_current"]) - slope(sim["stock.sch_current"])
+            q = float(np.clip(v["capacity.friction"], 1e-4, 0.99))
+            u = np.log(q / (1 - q)) + float(np.clip(FRICTION_GAIN * damp * g, -1.0, 1.0))
+            v["capacity.friction"] = float(np.clip(1 / (1 + np.exp(-u)), 1e-4, 0.99))
+            gaps["capacity.friction"] = g
+    else:
+        trd("dest.RESIDENTIAL_HOME.trend", obs["stock.res_semi_old"], sim["stock.res_semi_old"])
+        v["dest.SEMI_INDEPENDENT.trend"] = v["dest.RESIDENTIAL_HOME.trend"]
     # duration shape of reunification against the CLA stock (flows are matched above)
     g = float(np.log(m(obs["cla_31mar"][1:]) / m(sim["cla_31mar"][1:])))
     v["care.reunified.dur_k"] -= damp * g
     gaps["care.reunified.dur_k"] = g
     return gaps
+
+
+def constrained(params) -> bool:
+    """Whether runs with these parameters apply the foster capacity constraint (``capacity.constraint``)."""
+    return bool(params.get("capacity.constraint", 0.0))
 
 
 def calibrated_names() -> list[str]:

@@ -18,7 +18,7 @@ class ModelInputs:
     uasc_starts: dict[int, float]          # published UASC starts by DfE year (N8 proxy before 2020)
     la_codes: list[str]
     la_names: list[str]
-    la_weights: np.ndarray                 # share of care starts by LA (2024 codes)
+    la_weights: np.ndarray                 # share of children looked after at 31 March 2024 by LA (2024 codes)
     init_cla_old: dict[str, float]         # 31 March 2015 CLA by old-scheme placement category
     init_age: dict[str, float]             # 31 March 2015 CLA by age band
     init_uasc: float
@@ -58,9 +58,12 @@ def uasc_starts() -> dict[int, float]:
 
 
 def la_table() -> tuple[list[str], list[str], np.ndarray]:
-    """The 2024 local authorities and each one's share of care starts in the year ending March 2024."""
+    """The 2024 local authorities and each one's share of children looked after at 31 March 2024: the weights
+    that place a new child in an LA. The stock, not the starts: starts are dominated in some LAs by
+    unaccompanied children who move on (Kent: 2.3% of CLA, 8.3% of starts in 2024), and the foster capacity of each region
+    (agents/capacity.py) must meet a regional population of children like the real one."""
     la = dfe.read("la_cla.csv")
-    s = la[(la["geographic_level"] == "Local authority") & (la["measure"] == "started") & (la["year"] == DATA_END)]
+    s = la[(la["geographic_level"] == "Local authority") & (la["measure"] == "total") & (la["year"] == DATA_END)]
     s = s.sort_values("new_la_code")
     w = s["value"].fillna(3.0).to_numpy(dtype=float)  # suppressed cells (1-5) taken at their midpoint
     return s["new_la_code"].tolist(), s["la_name"].tolist(), w / w.sum()

@@ -94,7 +94,9 @@ def simulate(params: dict, inputs, seed: int, scale: float, fit_until: int, targ
     from sim import engine, observe
     params = resolve(params)
     tables = engine.YearTables.build(params, D.FIRST_FLOW, fit_until)
-    res = engine.run_replicate(params, inputs, tables, seed, engine.Settings(end_year=fit_until, scale=scale))
+    from calibration.first_pass import constrained
+    res = engine.run_replicate(params, inputs, tables, seed,
+                               engine.Settings(end_year=fit_until, scale=scale, capacity=constrained(params)))
     df = observe.tidy(res, "fit", 0, 0, area=inputs.area)
     df = df[(df["age_band"] == "all") & (df["uasc"] == "all")]
     look = dict(zip(zip(df["year"], df["measure"], df["scheme"], df["category"]), df["value"]))

@@ -54,11 +54,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _capacity_option(p) -> None:
-    """``--capacity on|off``: the foster capacity constraint (agents/capacity.py)."""
-    p.add_argument("--capacity", choices=("on", "off"), default="off",
-                   help="foster capacity constraint: usable foster places by region, children who find none go to "
-                        "residential care, capacity levers applied (default off: the shipped calibration was fitted "
-                        "without it; with --la, the LA's share of its region's places)")
+    """``--capacity on|off|fitted``: the foster capacity constraint (agents/capacity.py)."""
+    p.add_argument("--capacity", choices=("on", "off", "fitted"), default="fitted",
+                   help="foster capacity constraint: usable foster places by region, children who find no suitable "
+                        "one go to residential care, capacity levers applied (default 'fitted': as the parameter "
+                        "ensemble was fitted, on for the shipped England ensemble; with --la, the LA's share of its "
+                        "region's places)")
+
+
+def capacity_choice(value: str) -> bool | None:
+    """``--capacity``: True (on), False (off) or None (as the ensemble was fitted)."""
+    return {"on": True, "off": False}.get(value)
 
 
 COMPARE_DEFAULTS = {"replicates": 50, "scale": 0.25, "end_year": 2035}
@@ -108,7 +114,7 @@ def compare(args: argparse.Namespace) -> int:
     path = _ensemble_path(args.ensemble, None)
     table = _ensemble(path)
     log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
-    capacity = args.capacity == "on"
+    capacity = capacity_choice(args.capacity)
     comp = cmp.compare(scenarios, args.replicates, args.seed, args.end_year, args.scale, args.workers, table,
                        progress=not args.quiet, log=log, capacity=capacity)
     crn = None
@@ -417,7 +423,7 @@ def run(args: argparse.Namespace) -> int:
     df, info = runner.run_scenario(sc, s["replicates"], s["seed"], s["end_year"], s["scale"], workers=args.workers,
                                    by_la=args.by_la, progress=not args.quiet, threads=args.threads,
                                    ensemble=table, uncertainty=args.uncertainty, area=area,
-                                   capacity=args.capacity == "on")
+                                   capacity=capacity_choice(args.capacity))
     summary = runner.summarise(df)
     from sim import observe
     observed = observe.observed(area=area)
@@ -425,7 +431,7 @@ def run(args: argparse.Namespace) -> int:
     folder = output.write_run(out, sc, df, summary, info, observed)
     print(folder)
     print(f"{sc.name}: {headline(summary)} ({s['replicates']} replicates, scale {s['scale']}, capacity "
-          f"{args.capacity}, {info['wall_seconds']:.1f} s)")
+          f"{'on' if info['capacity'] else 'off'}, {info['wall_seconds']:.1f} s)")
     return 0
 
 

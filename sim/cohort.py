@@ -171,7 +171,8 @@ def run_cohort(pop: Population, tables: HazardTables, seed: int, months: int, fi
                           levers.placement_for_month(month) if levers is not None else None,
                           cand.for_step(pop) if cand is not None else None)
         if cand is not None:
-            cand.allocate(pop, pop.n_used, none, capacity.for_month(month), seed, month, tables, acc.started,
+            cand.allocate(pop, pop.n_used, none, capacity.for_month(month), capacity.log_miss, seed, month, tables,
+                          acc.started,
                           acc.cm, log[t])
         # the kernel's child-months of this month are the end-of-month counts by state (no rescan needed)
         out[t, : S.N_STATES] = acc.cm.sum(axis=0).reshape(S.N_STATES, -1).sum(axis=1)

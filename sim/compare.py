@@ -29,6 +29,7 @@ KEYS = ["year", "measure", "scheme", "category", "age_band", "uasc", "la"]
 QCOLS = list(runner.QUANTILES)
 COLUMNS = ["scenario", "kind", *KEYS, "mean", *QCOLS]
 NAIVE = "naive_growth"
+NO_CAPACITY = "status_quo_without_capacity_constraint"   # the status quo rerun with the constraint off
 NAIVE_YEARS = 3          # the comparator's growth window (the CCN 2022 method)
 LAST_DATA_YEAR = 2024
 REAL_COST = "cost_gbp_2023_24"
@@ -117,9 +118,11 @@ def naive_rows(end_year: int) -> pd.DataFrame:
 
 def compare(scenarios: list, replicates: int, seed: int, end_year: int, scale: float, workers: int | None = None,
             ensemble: pd.DataFrame | None = None, progress: bool = True, log=print,
-            capacity: bool = False) -> Comparison:
+            capacity: bool | None = None) -> Comparison:
     """Run every scenario (same seeds, same ensemble members) and tabulate levels and paired differences;
-    ``capacity``: the foster capacity constraint on in every scenario (``runner.run_scenario``)."""
+    ``capacity``: the foster capacity constraint in every scenario (True / False; None: as the ensemble was
+    fitted, ``runner.run_scenario``). With the constraint on, the status quo runs once more without it (same
+    members, same random numbers): its levels are the rows of scenario ``NO_CAPACITY``, not compared."""
     _check(scenarios)
     t0 = time.perf_counter()
     engine_sc = [s for s in scenarios if s.method != NAIVE]
@@ -130,9 +133,16 @@ def compare(scenarios: list, replicates: int, seed: int, end_year: int, scale: f
         df, info = runner.run_scenario(sc, replicates, seed, end_year, scale, workers=workers, progress=progress,
                                        ensemble=ensemble, uncertainty="both", capacity=capacity)
         frames[sc.name] = _with_investment(df, investment_rows(sc, end_year, info["params"]))
-        infos[sc.name] = {k: info[k] for k in ("wall_seconds", "members", "draws", "uncertainty")}
+        infos[sc.name] = {k: info[k] for k in ("wall_seconds", "members", "draws", "uncertainty", "capacity")}
     base = frames[BASE]
     parts = []
+    on = bool(infos[BASE]["capacity"])
+    if on:
+        log(f"{BASE} without the foster capacity constraint: {replicates} replicates")
+        sq = [s for s in engine_sc if s.name == BASE][0]
+        df, info = runner.run_scenario(sq, replicates, seed, end_year, scale, workers=workers, progress=progress,
+                                       ensemble=ensemble, uncertainty="both", capacity=False)
+        parts.append(_summary(df, NO_CAPACITY, "level"))
     for sc in engine_sc:
         parts.append(_summary(frames[sc.name], sc.name, "level"))
         if sc.name != BASE:
@@ -140,7 +150,7 @@ def compare(scenarios: list, replicates: int, seed: int, end_year: int, scale: f
     if any(s.method == NAIVE for s in scenarios):
         parts.append(naive_rows(end_year))
     table = pd.concat(parts, ignore_index=True)
-    info = {"replicates": replicates, "seed": seed, "end_year": end_year, "scale": scale, "capacity": capacity,
+    info = {"replicates": replicates, "seed": seed, "end_year": end_year, "scale": scale, "capacity": on,
             "scenarios": [s.name for s in scenarios], "runs": infos,
             "wall_seconds": time.perf_counter() - t0}
     return Comparison(table, frames, info, scenarios)
@@ -148,7 +158,7 @@ def compare(scenarios: list, replicates: int, seed: int, end_year: int, scale: f
 
 def crn_variance_reduction(base_sc, reform_sc, replicates: int, seed: int, year: int, scale: float,
                            ensemble: pd.DataFrame | None, workers: int | None = None, shared: dict | None = None,
-                           progress: bool = False, capacity: bool = False) -> dict:
+                           progress: bool = False, capacity: bool | None = None) -> dict:
     """Variance of the ``year`` CLA-total paired difference (reform - status quo) with shared versus independent
     process random numbers (the reform run again on another seed), for the same parameter draws:
 

@@ -18,7 +18,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sim.compare import BASE, NAIVE, WITH_INVESTMENT  # noqa: E402
+from sim.compare import BASE, NAIVE, NO_CAPACITY, WITH_INVESTMENT  # noqa: E402
 
 TABLE_YEARS = (2025, 2030, 2035)
 # (label, measure, scheme, category): what the tables show
@@ -111,6 +111,55 @@ def fan_figure(t: pd.DataFrame, names: list[str], observed: pd.DataFrame | None,
     return path
 
 
+RESIDENTIAL_PANELS = (("Secure units and children's homes (current scheme)", "secure_childrens_homes"),
+                      ("Residential, semi-independent and other (2024 grouping)", "residential_supported_other"))
+
+
+def residential_figure(t: pd.DataFrame, observed: pd.DataFrame | None, path: Path) -> Path | None:
+    """The status quo's residential projection with and without the foster capacity constraint (same members,
+    same random numbers), with the DfE counts; None when the runs had no constraint."""
+    if not (t["scenario"] == NO_CAPACITY).any():
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), squeeze=False)
+    for ax, (title, cat) in zip(axes.flat, RESIDENTIAL_PANELS):
+        for name, colour, label in ((BASE, "tab:blue", "with the constraint"),
+                                    (NO_CAPACITY, "tab:orange", "without it")):
+            d = _pick(t, name, "level", "cla_31mar", "dfe_current", cat)
+            x = d["year"].to_numpy(dtype=float)
+            ax.fill_between(x, d["q05"], d["q95"], color=colour, alpha=0.2, lw=0, label=f"{label}: 90% band")
+            ax.plot(x, d["q50"], color=colour, lw=1.5, label=f"{label}: median")
+        if observed is not None:
+            o = observed[(observed["measure"] == "cla_31mar") & (observed["scheme"] == "dfe_current")
+                         & (observed["category"] == cat) & (observed["age_band"] == "all")
+                         & (observed["uasc"] == "all") & (observed["la"] == "ENG")].sort_values("year")
+            ax.plot(o["year"], o["value"], "o", color="black", ms=3, label="DfE")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3, lw=0.5)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    h, lab = axes.flat[0].get_legend_handles_labels()
+    fig.legend(h, lab, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    fig.suptitle("Status quo: children in residential care at 31 March, with and without the foster capacity "
+                 "constraint", fontsize=11)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.94))
+    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def residential_table(t: pd.DataFrame) -> str:
+    """Median (90% band) of the status quo's residential counts with and without the constraint."""
+    head = "".join(f"<th>{y}</th>" for y in TABLE_YEARS)
+    body = []
+    for title, cat in RESIDENTIAL_PANELS:
+        body.append(f"<tr><th colspan='{len(TABLE_YEARS) + 1}' style='text-align:left'>{html.escape(title)}</th></tr>")
+        for name, label in ((BASE, "with the constraint"), (NO_CAPACITY, "without it")):
+            d = _pick(t, name, "level", "cla_31mar", "dfe_current", cat).set_index("year")
+            cells = "".join(f"<td>{_fmt(d.loc[y], False) if y in d.index else ''}</td>" for y in TABLE_YEARS)
+            body.append(f"<tr><td>{label}</td>{cells}</tr>")
+    return f"<table><tr><th></th>{head}</tr>{''.join(body)}</table>"
+
+
 def difference_figure(t: pd.DataFrame, names: list[str], path: Path) -> Path:
     """Paired differences against the status quo: CLA total and residential care, median and 90% band."""
     reforms = [n for n in names if n not in (BASE, NAIVE)]
@@ -198,6 +247,7 @@ def write(folder: Path, comp, observed: pd.DataFrame | None, pv: pd.DataFrame, c
     names = [BASE] + [n for n in names if n != BASE]
     fan = fan_figure(comp.table, names, observed, folder / "fan_charts.png")
     diff = difference_figure(comp.table, names, folder / "differences.png")
+    resid = residential_figure(comp.table, observed, folder / "residential_capacity.png")
     info = comp.info
     crn_html = ("<p>Not measured in this run (<code>caresim compare ... --crn-check</code> measures it).</p>"
                 if not crn else crn_paragraph(crn))
@@ -215,6 +265,15 @@ def write(folder: Path, comp, observed: pd.DataFrame | None, pv: pd.DataFrame, c
         "Book rate (3.5%) to 2024-25, summed over the financial years shown; median (90% band) over replicates.</p>",
         _table(pv),
         "<h2>Fan charts</h2>", _img(fan, "fan charts"), _img(diff, "paired differences"),
+        "<h2>Foster capacity</h2>" + (
+            "<p>The runs apply the foster capacity constraint: usable mainstream foster places by region (Ofsted "
+            "stock and flows), and a child who would enter foster care and finds no suitable free place in its "
+            "region goes to residential care; the matching friction is fitted with the ensemble, with no separate "
+            "children's homes trend. The status quo again without the constraint (same members and random "
+            "numbers) shows what the constraint adds.</p>" + residential_table(comp.table)
+            + _img(resid, "residential with and without the constraint")
+            if resid is not None else "<p>These runs have no foster capacity constraint "
+            "(<code>--capacity off</code>): capacity levers do nothing.</p>"),
         "<h2>Common random numbers</h2>", crn_html,
         "<h2>Levers</h2><p>Hazard levers (transition probabilities) and placement levers (a placement's share of "
         "the placement drawn on entry or move) act in the engine from their start month; unit-cost levers reprice "

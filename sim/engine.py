@@ -132,12 +132,12 @@ class FosterEntrants:
             self.code = np.zeros(pop.capacity, dtype=np.uint8)
         return self.region_of_la, self.idx, self.code, self.cnt, self.occ
 
-    def allocate(self, pop: Population, n_step: int, arrived, places, seed, month: int, tab: HazardTables,
-                 acc_started, acc_cm, log) -> int:
+    def allocate(self, pop: Population, n_step: int, arrived, places, log_miss: np.ndarray, seed, month: int,
+                 tab: HazardTables, acc_started, acc_cm, log) -> int:
         """This month's serial allocation (``kernel.allocate_foster``); returns the number redirected."""
         slots, codes = arrived
         return int(kernel.allocate_foster(self.idx, self.code, self.cnt, self.occ, n_step, slots, codes,
-                                          self.region_of_la, np.ascontiguousarray(places, dtype=np.int64),
+                                          self.region_of_la, np.ascontiguousarray(places, dtype=np.int64), log_miss,
                                           pop.state, pop.flags, pop.age, pop.la, pop.cid, seed, month,
                                           tab.agency_thr, acc_started, acc_cm, log))
 
@@ -266,7 +266,8 @@ class Simulation:
         self.acc_prevknown[:] = 0
         counts = self.add_arrivals(pop, month, ymark, tab, self.draw_arrivals(gen, res, year, rates))
         if self.capacity is not None:
-            self.cand.allocate(pop, n_step, self._arrived, self.capacity.for_month(month), self.seed, month, tab,
+            self.cand.allocate(pop, n_step, self._arrived, self.capacity.for_month(month), self.capacity.log_miss,
+                               self.seed, month, tab,
                                self.acc_started, self.acc_cm, self.capacity_log[month])
             self._arrived = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8))
         flows = self.acc_flow.sum(axis=0)
@@ -294,11 +295,18 @@ def _ids(month: int, stream: int, n: int) -> np.ndarray:
 
 
 # ---- spin-up and the 31 March 2015 stock ------------------------------------------------------------------
+MIN_POOL_CLA = 2000   # children in care in the smallest spin-up pool (about 100 per care state and age band)
+
+
 def spin_up(params, inputs: ModelInputs, tables: YearTables, seed: int, scale: float) -> tuple[Population, Reservoirs]:
     """Simulate the years before 31 March 2015 from an empty population, so ages, durations and histories
     of the 2015 stock come from the model itself. The fitted trends run backwards over the last
-    ``spinup.trend_years`` years; earlier years use the rates of the first of those years."""
+    ``spinup.trend_years`` years; earlier years use the rates of the first of those years. The pool is
+    simulated at ``scale`` or at a scale holding ``MIN_POOL_CLA`` children in care if that is larger: it only
+    supplies the 2015 stock's make-up (``initial_targets`` and ``initial_population`` draw from it with
+    replacement), and a small LA's own-size pool would lack placements its 2015 stock has."""
     first_rates_year = START_YEAR + 1 - int(params["spinup.trend_years"])
+    scale = max(scale, MIN_POOL_CLA / max(sum(inputs.init_cla_old.values()), 1.0))
     popn = np.round(population_for_year(inputs, START_YEAR + 1) * scale).astype(np.int64)
     sim = Simulation(params, inputs, tables, rng.derive_seed(seed, 1), scale)
     pop = Population(int(700_000 * scale) + 1024)
@@ -381,7 +389,9 @@ def initial_targets(params, inputs: ModelInputs, pool: Population, scale: float)
 def initial_population(params, inputs: ModelInputs, pool: Population, targets: np.ndarray,
                        seed: int) -> Population:
     """Resample spin-up children cell by cell to the 2015 targets (durations drawn from the model's own
-    quasi-stationary distribution); new stable ids, observation markers cleared."""
+    quasi-stationary distribution); new stable ids, observation markers cleared. A target cell the pool has no
+    child in (a small LA's pool) draws from the nearest age band of the same state and UASC status that has
+    some, so no child of the 2015 stock is lost."""
     gen = rng.generator(seed, 3)
     m = np.flatnonzero(pool.alive_mask())
     st = pool.state[m].astype(np.int64)
@@ -394,9 +404,14 @@ def initial_population(params, inputs: ModelInputs, pool: Population, targets: n
     n_cell = np.floor(tgt + gen.random(tgt.size)).astype(np.int64)  # unbiased stochastic rounding
     picks = []
     for c in np.flatnonzero(n_cell):
-        lo, hi = np.searchsorted(cell_sorted, [c, c + 1])
-        if hi > lo:
-            picks.append(m[order[lo + gen.integers(0, hi - lo, n_cell[c])]])
+        s_, rest = divmod(int(c), 10)
+        a_, u_ = divmod(rest, 2)
+        for a2 in sorted(range(5), key=lambda a: (abs(a - a_), a)):   # the cell itself first, then its neighbours
+            c2 = (s_ * 5 + a2) * 2 + u_
+            lo, hi = np.searchsorted(cell_sorted, [c2, c2 + 1])
+            if hi > lo:
+                picks.append(m[order[lo + gen.integers(0, hi - lo, n_cell[c])]])
+                break
     src = np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
     n = src.size
     pop = Population(int(n * 1.35) + 1024)

@@ -125,6 +125,8 @@ _priority_order = njit(cache=True)(CAP.priority_order)
 FOSTER = S.FOSTER
 RESIDENTIAL_HOME = S.RESIDENTIAL_HOME
 DEC_PRIORITY = CAP.DEC_PRIORITY
+DEC_MATCH = CAP.DEC_MATCH
+TWO32 = CAP.TWO32
 N_REGION = CAP.N_REGION
 C_PLACES, C_OCCUPIED, C_ENTRANTS, C_REDIRECTED, C_TAKEN = (CAP.PLACES, CAP.OCCUPIED, CAP.ENTRANTS, CAP.REDIRECTED,
                                                          CAP.TAKEN)
@@ -543,11 +545,12 @@ def add_arrivals(slots, ids, ages_m, target, uasc_flag, male_thr, need_thr, newb
 
 @njit(cache=True)
 def allocate_foster(cand_idx, cand_code, cand_cnt, cand_occ, n_used_step, arr_slots, arr_code, region_of_la,
-                    places, state, flags, age, la, cid, seed, month, agency_thr, acc_started, acc_cm, log):
+                    places, log_miss, state, flags, age, la, cid, seed, month, agency_thr, acc_started, acc_cm, log):
     """The month's serial foster allocation (``agents/capacity.py``): the entrants ``step_month`` listed (chunks
     of ``n_used_step`` slots) and the arrivals ``add_arrivals`` marked, in priority order (a draw keyed by seed,
     child id and month; ties by id), take their region's free places (``places`` less the children already in
-    FOSTER; a short stay needs one but does not keep it); the others are treated as placed in RESIDENTIAL_HOME:
+    FOSTER; a short stay needs one but does not keep it) when one suits them (a matching draw keyed the same way
+    against ``capacity.match_probability`` with the region's ``log_miss``); the others are treated as placed in RESIDENTIAL_HOME:
     provider redrawn, the month's child-month and, where the entry counted one, the DfE start re-recorded (a
     short stay stays at home). ``log`` [N_REGION, N_LOG] gets places, occupied, entrants, redirected and places
     taken; returns the number redirected."""
@@ -590,7 +593,10 @@ def allocate_foster(cand_idx, cand_code, cand_cnt, cand_occ, n_used_step, arr_sl
     free = np.empty(N_REGION, dtype=np.int64)
     _free_places(places, occupied, free)
     admitted = np.empty(n, dtype=np.uint8)
-    _allocate(regions, keeps, free, admitted)
+    match_u = np.empty(n)
+    for q in range(n):
+        match_u[q] = draw32(seed, ids[order[q]], month, DEC_MATCH) / TWO32
+    _allocate(regions, keeps, free, admitted, match_u, log_miss)
     for r in range(N_REGION):
         log[r, C_PLACES] = places[r]
         log[r, C_OCCUPIED] = occupied[r]

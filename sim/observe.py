@@ -24,7 +24,7 @@ Conventions
     have la "ENG".
   * Foster capacity (runs with the capacity constraint on, ``agents/capacity.py``), scheme ``model``, category
     ``total`` (the run's area) and each region's ONS code (``capacity.REGION_CODES``; the regions of the run's
-    LAs): ``foster_capacity_usable`` effective usable mainstream foster places (after the matching friction) and
+    LAs): ``foster_capacity_usable`` usable mainstream foster places and
     ``foster_capacity_occupied`` children in FOSTER, both in March (31 March); ``foster_capacity_entrants``
     children who would have entered FOSTER from another state (stays under a month included) and
     ``foster_capacity_redirected`` those placed in residential care for want of a place, in the year. Years

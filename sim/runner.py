@@ -12,7 +12,8 @@ import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +44,11 @@ class Shared:
     seed: int
     members: dict[int, dict] | None = None  # ensemble member -> parameters (None: one parameter set)
     uncertainty: str = "process"
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # keys the member cache to this run
 
 
 _SHARED: Shared | None = None  # set in each worker process by _init_worker
-_MEMBER_CACHE: dict = {}       # the last member's tables and spin-up pool, per process
+_MEMBER_CACHE: dict = {}       # the last (run, member)'s tables and spin-up pool, per process
 
 
 def member_of(shared: Shared, replicate: int) -> int:
@@ -64,16 +66,17 @@ def engine_seed(shared: Shared, replicate: int) -> int:
 
 
 def _member_state(shared: Shared, member: int):
-    """Parameters, year tables and spin-up pool of a member (built once per process and member)."""
+    """Parameters, year tables and spin-up pool of a member (built once per process, run and member: a later
+    run in the same process, with another scale, end year or ensemble, must not reuse them)."""
     if member == 0 or not shared.members:
         return shared.params, shared.tables, shared.pool
-    if _MEMBER_CACHE.get("member") != member:
+    if _MEMBER_CACHE.get("key") != (shared.run_id, member):
         params = shared.members[member]
         tables = engine.YearTables.build(params, FIRST_TABLE_YEAR, shared.settings.end_year)
         pool, _ = engine.spin_up(params, shared.inputs, tables, rng.derive_seed(shared.seed, SPINUP_SEED_KEY),
                                  shared.settings.scale)
         _MEMBER_CACHE.clear()
-        _MEMBER_CACHE.update(member=member, state=(params, tables, pool))
+        _MEMBER_CACHE.update(key=(shared.run_id, member), state=(params, tables, pool))
     return _MEMBER_CACHE["state"]
 
 
@@ -103,11 +106,12 @@ def set_threads(threads: int) -> int:
 
 def prepare(scenario: scenario_mod.Scenario, seed: int, end_year: int, scale: float,
             ensemble: pd.DataFrame | None = None, uncertainty: str = "both", area: str = "ENG",
-            capacity: bool = False) -> Shared:
+            capacity: bool | None = None) -> Shared:
     """Parameters, inputs, year tables and the central spin-up pool, built once per run. With an ensemble,
     member parameters are the member's values with the scenario's overrides on top; member 0 is central.
     ``area``: "ENG", or a local authority's 2024 code (its own population and 2015 stock). ``capacity``: the
-    foster capacity constraint (``agents/capacity.py``; a local run gets its LA's share of its region's places)."""
+    foster capacity constraint (``agents/capacity.py``; a local run gets its LA's share of its region's places);
+    None: as the parameters say (``capacity.constraint``: the value the ensemble was fitted with)."""
     members = None
     if ensemble is not None:
         from calibration import ensemble as ens
@@ -119,6 +123,8 @@ def prepare(scenario: scenario_mod.Scenario, seed: int, end_year: int, scale: fl
     inputs = model_inputs.build() if area == "ENG" else model_inputs.local(area)
     tables = engine.YearTables.build(params, FIRST_TABLE_YEAR, end_year)
     pool, _ = engine.spin_up(params, inputs, tables, rng.derive_seed(seed, SPINUP_SEED_KEY), scale)
+    if capacity is None:
+        capacity = bool(params.get("capacity.constraint", 0.0))
     settings = engine.Settings(end_year=end_year, scale=scale, levers=scenario.levers, capacity=bool(capacity))
     return Shared(params, inputs, tables, pool, settings, seed, members,
                   uncertainty if members else "process")
@@ -186,15 +192,16 @@ def _results(shared: Shared, replicates: int, workers: int, threads: int, progre
 def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, seed: int, end_year: int,
                  scale: float, workers: int | None = None, by_la: bool = False, progress: bool = True,
                  threads: int | None = None, ensemble: pd.DataFrame | None = None,
-                 uncertainty: str = "both", area: str = "ENG", capacity: bool = False) -> tuple[pd.DataFrame, dict]:
+                 uncertainty: str = "both", area: str = "ENG",
+                 capacity: bool | None = None) -> tuple[pd.DataFrame, dict]:
     """Run ``replicates`` replicates of a scenario; returns the tidy rows of all replicates and run info.
 
     With an ``ensemble`` (calibration/ensemble.py), ``uncertainty`` says what varies between replicates:
     ``process`` (central set, own random numbers), ``parameter`` (members in turn, random numbers held
     fixed) or ``both`` (members in turn, own random numbers); the ``draw`` column names the member.
     ``area``: "ENG" (England) or a local authority's 2024 code: counts are then that authority's, ``la`` = the code.
-    ``capacity``: apply the foster capacity constraint and the scenario's capacity levers (default off: the
-    shipped calibration was fitted without it)."""
+    ``capacity``: apply the foster capacity constraint and the scenario's capacity levers (True / False), or
+    None (default): as the parameter ensemble was fitted (``capacity.constraint``; the shipped one: on)."""
     from sim import observe  # the observation model is only needed in the parent
 
     if not isinstance(scenario, scenario_mod.Scenario):
@@ -230,7 +237,7 @@ def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, 
     df = pd.concat([frames[r] for r in range(replicates)], ignore_index=True)
     info = {
         "scenario": scenario.name, "replicates": replicates, "seed": seed, "end_year": end_year, "scale": scale,
-        "workers": workers, "threads": threads, "by_la": by_la, "area": area, "capacity": bool(capacity),
+        "workers": workers, "threads": threads, "by_la": by_la, "area": area, "capacity": bool(shared.settings.capacity),
         "params": shared.params,
         "uncertainty": shared.uncertainty, "members": len(shared.members or {}),
         "draws": len({member_of(shared, r) for r in range(replicates)}),

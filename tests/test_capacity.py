@@ -75,7 +75,10 @@ def same(a: engine.Result, b: engine.Result) -> bool:
     return all(np.array_equal(getattr(a, n), getattr(b, n)) for n in ARRAYS)
 
 
-BINDING = {"capacity.friction": 0.35}   # tighter than the prior's range: the constraint binds in most regions
+# the hard constraint (no matching friction: any free place will do), with two thirds of the usable places: it binds
+# in most regions
+BINDING = {"capacity.friction": 0.0, "capacity.usable_share": 0.55}
+SOFT = {"capacity.friction": 0.3}        # matching friction: redirections while free places remain
 
 
 # ---- (a) the stock ---------------------------------------------------------------------------------------------
@@ -128,9 +131,9 @@ def test_capacity_parameters_are_in_the_register():
     names = [k for k in reg if k.startswith("capacity.")]
     for k in ("capacity.households.2015", "capacity.deregistration.rate", "capacity.recruitment.future",
               "capacity.places_per_household", "capacity.usable_share", "capacity.friction",
-              "capacity.region_split_year"):
+              "capacity.region_split_year", "capacity.constraint"):
         assert k in names
-    assert reg["capacity.friction"]["kind"] == "prior"
+    assert reg["capacity.friction"]["kind"] == "calibrated" and reg["capacity.constraint"]["value"] in (0, 1)
     for k in names:
         assert reg[k]["source"].strip(), k
         if reg[k]["kind"] in ("data", "derived"):
@@ -149,13 +152,20 @@ def test_every_engine_la_has_a_region_and_england_covers_every_region(inputs):
 def test_a_local_run_gets_its_las_share_of_its_region(params, inputs):
     code = "E08000025"                                         # Birmingham (West Midlands)
     months = 24
-    eng = C.build_plan(params, inputs.la_codes, months, 1.0)
+    year = C.LOCAL_SPLIT_YEAR       # a local run starts from its LA's 2015 stock: the 2015 split, for both steps
+    assert C.split_year(params, inputs.la_codes) == int(params["capacity.region_split_year"])
+    assert C.split_year(params, [code]) == year
+    eng = C.build_plan({**params, "capacity.region_split_year": year}, inputs.la_codes, months, 1.0)
     loc = C.build_plan(params, [code], months, 1.0)
     r = C.region_index([code])[0]
-    w = C.coverage([code])[r]
+    w = C.coverage([code], year)[r]
     assert 0 < w < 1 and list(loc.regions) == [r]
-    np.testing.assert_allclose(loc.effective[:, r], eng.effective[:, r] / C.coverage(inputs.la_codes)[r] * w)
-    assert not loc.effective[:, np.arange(C.N_REGION) != r].any()
+    np.testing.assert_allclose(loc.usable[:, r], eng.usable[:, r] / C.coverage(inputs.la_codes, year)[r] * w)
+    # the LA's children match among its whole region's free places: each of its free places counts 1 / w
+    friction = float(params["capacity.friction"])
+    assert loc.log_miss[r] == pytest.approx(C.log_miss(friction, w))
+    assert eng.log_miss == pytest.approx(np.array([C.log_miss(friction, c) for c in C.coverage(inputs.la_codes, year)]))
+    assert not loc.usable[:, np.arange(C.N_REGION) != r].any()
 
 
 # ---- (c) the engine ------------------------------------------------------------------------------------------------
@@ -247,6 +257,35 @@ def test_allocation_is_the_same_with_one_and_two_threads(params, inputs, world):
     assert same(one, two) and np.array_equal(one.foster_capacity, two.foster_capacity)
 
 
+def test_soft_friction_matches_the_analytic_admission_rate():
+    """With free places F left in a region, an entrant is admitted with probability 1 - friction^(F/1000) at
+    England scale: 20,000 short stays (which use no place) against F = 300 free places at scale 0.25 (1,200 at
+    England scale, friction 0.3: p = 0.764) are admitted within 4 binomial standard deviations of n p."""
+    n, free, scale, friction = 20_000, 300, 0.25, 0.3
+    ids = rng.make_id(5, rng.STREAM_CARE, 0) + np.arange(n, dtype=np.uint64)
+    u = np.array([rng.draw32(np.uint64(SEED), c, 130, C.DEC_MATCH) for c in ids], dtype=np.float64) / C.TWO32
+    admitted = np.zeros(n, dtype=np.uint8)
+    C.allocate(np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.uint8), np.array([free]), admitted, u,
+               np.full(C.N_REGION, C.log_miss(friction, scale)))
+    p = 1 - friction ** (free / scale / 1000)
+    assert abs(admitted.sum() - n * p) < 4 * np.sqrt(n * p * (1 - p))
+    assert C.match_probability(5, C.log_miss(0.0, scale)) == 1.0        # no friction: any free place will do
+    with pytest.raises(ValueError, match="capacity.friction"):
+        C.log_miss(1.0, scale)
+
+
+def test_soft_friction_redirects_while_places_are_free(params, inputs, world):
+    """Matching friction: some entrants go to residential care in months that end with free places, the more so
+    the fewer are free; same with 1 and 2 threads."""
+    one = run(params, inputs, world, threads=1, **SOFT)
+    log = one.foster_capacity[1:]
+    free_left = log[..., C.PLACES] - log[..., C.OCCUPIED] - log[..., C.TAKEN]
+    assert log[..., C.REDIRECTED][free_left > 0].sum() > 20
+    if runner.max_threads() >= 2:
+        two = run(params, inputs, world, threads=2, **SOFT)
+        assert same(one, two) and np.array_equal(one.foster_capacity, two.foster_capacity)
+
+
 def test_priority_draws_are_uniform():
     """The allocation priority is a uniform draw per (seed, child, month): deciles of 100,000 draws pass a
     chi-square test at the 0.1% level, and it is a decision of its own."""
@@ -256,18 +295,20 @@ def test_priority_draws_are_uniform():
     assert stats.chisquare(counts).pvalue > 1e-3
     used = {rng.DEC_EVENT, rng.DEC_DEST, rng.DEC_PROVIDER, rng.DEC_SHORT, rng.DEC_NEW_LA, rng.DEC_SEX, rng.DEC_NEED,
             rng.DEC_AGE, rng.DEC_LA, rng.DEC_NEWBORN, L.COVER_DEC}
-    assert C.DEC_PRIORITY not in used
+    assert C.DEC_PRIORITY not in used and C.DEC_MATCH not in used and C.DEC_MATCH != C.DEC_PRIORITY
 
 
 # ---- (d) the Mesa model ------------------------------------------------------------------------------------------
-def test_engine_and_mesa_allocate_identically(params):
+@pytest.mark.parametrize("friction", [0.0, 0.5])
+def test_engine_and_mesa_allocate_identically(params, friction):
     tab = compile_tables(params, 2026)
     arrays = mixed_arrays(3000, seed=12, shares={"AT_HOME": 0.3, "EDGE_OF_CARE": 0.2, "FOSTER": 0.3, "KINSHIP": 0.1,
                                                  "RESIDENTIAL_HOME": 0.05, "RETURNED_HOME": 0.05})
     arrays["la"] = np.arange(3000) % 10
     region = np.array([0, 0, 1, 1, 1, 2, 2, 7, 7, 8])
     occ0 = np.bincount(region[arrays["la"][arrays["state"] == S.FOSTER]], minlength=C.N_REGION)
-    plan = C.CapacityPlan.fixed(np.maximum(occ0 - 40, 0), region, 200)   # fewer places than children: it binds
+    plan = C.CapacityPlan.fixed(np.maximum(occ0 - 40, 0), region, 200,   # fewer places than children: it binds
+                                log_miss=C.log_miss(friction, 0.01))      # a small run: friction bites
     pop = make_cohort_from_arrays(**arrays)
     ref = R.ReferenceModel.from_population(pop, tab, 4242, first_month=START, capacity=plan)
     log = np.zeros((19, C.N_REGION, C.N_LOG), dtype=np.int64)
@@ -275,7 +316,8 @@ def test_engine_and_mesa_allocate_identically(params):
     occ_m = ref.run(18)
     assert np.array_equal(occ_e, occ_m)
     assert np.array_equal(log[1:], np.array(ref.capacity_log))
-    assert log[..., C.REDIRECTED].sum() > 20 and _places_are_used_before_anyone_is_redirected(log[1:])
+    assert log[..., C.REDIRECTED].sum() > 20
+    assert _places_are_used_before_anyone_is_redirected(log[1:]) == (friction == 0.0)
     m = pop.alive_mask()
     order = np.argsort(pop.cid[: pop.n_used][m])
     got = ref.child_arrays()
@@ -346,9 +388,24 @@ def test_capacity_switch_reaches_the_manifest_and_levers(tmp_path, params):
         levers = {lv["name"]: lv["applied"] for lv in man["scenario"]["levers"]}
         assert man["capacity"] == want and levers == {"recruit": flag, "fgc": True}
     parser = cli._parser()
-    assert parser.parse_args(["run", "x.toml"]).capacity == "off"
+    assert parser.parse_args(["run", "x.toml"]).capacity == "fitted"
     assert parser.parse_args(["run", "x.toml", "--capacity", "on"]).capacity == "on"
-    assert parser.parse_args(["compare", "a.toml", "--capacity", "on"]).capacity == "on"
+    assert parser.parse_args(["compare", "a.toml", "--capacity", "off"]).capacity == "off"
+    assert [cli.capacity_choice(v) for v in ("on", "off", "fitted")] == [True, False, None]
+
+
+def test_runs_follow_the_constraint_their_ensemble_was_fitted_with(tmp_path):
+    """capacity None: the parameters' capacity.constraint; an ensemble fitted before the column existed: off."""
+    from calibration import ensemble as ens
+    p = tmp_path / "sq.toml"
+    p.write_text('[scenario]\nname = "sq"\n', encoding="utf-8")
+    table = ens.load()
+    old = table.drop(columns=[c for c in table.columns if c == "capacity.constraint"])
+    on = pd.concat([old, pd.DataFrame({"capacity.constraint": 1.0}, index=old.index)], axis=1)
+    for tab, want in ((old, False), (on, True)):
+        _, info = runner.run_scenario(scenario.load(p), replicates=1, seed=3, end_year=2016, scale=0.02, workers=1,
+                                      progress=False, threads=1, ensemble=tab)
+        assert info["capacity"] is want
 
 
 def test_capacity_run_through_the_runner(tmp_path):

@@ -240,3 +240,17 @@ def test_scenario_errors_name_the_field(tmp_path):
     loop.write_text('[scenario]\nname = "loop"\nbase = "loop.toml"\n')
     with pytest.raises(scenario.ScenarioError, match="cycle"):
         scenario.load(loop)
+
+
+def test_member_cache_is_per_run():
+    """A member's tables and spin-up pool are reused within a run only: a later run in the same process (here
+    at another scale) gives what it gives in a fresh process."""
+    from calibration import ensemble as ens
+    table = ens.load()
+    table = table[table["member"] <= 3]
+    kw = dict(workers=1, progress=False, threads=1, ensemble=table)
+    runner.run_scenario(STATUS_QUO, 1, 5, 2016, 0.03, **kw)         # leaves member 1 (scale 0.03) in the cache
+    later, _ = runner.run_scenario(STATUS_QUO, 2, 5, 2017, 0.02, **kw)
+    runner._MEMBER_CACHE.clear()
+    fresh, _ = runner.run_scenario(STATUS_QUO, 2, 5, 2017, 0.02, **kw)
+    assert later.equals(fresh)

@@ -101,13 +101,15 @@ def test_compare_folder_and_report(folder, tmp_path, capsys):
     t = pd.read_csv(out / "comparison.csv", keep_default_na=False)
     assert list(t.columns) == cmp.COLUMNS
     assert set(t["kind"]) == {"level", "difference"} and set(t["scenario"]) == {"status_quo", "fewer_entries",
-                                                                                 "naive_growth"}
+                                                                                 "naive_growth", cmp.NO_CAPACITY}
+    assert set(t.loc[t["scenario"] == cmp.NO_CAPACITY, "kind"]) == {"level"}   # shown, not compared
     assert not t[cmp.QCOLS].isna().any().any() and (t["q05"] <= t["q95"]).all()
     page = (out / "report.html").read_text()
     for needle in ("fewer_entries", "fgc", "spend", "naive_growth", "2025", "data:image/png;base64",
-                   "Assumptions and priors", "Paired differences"):
+                   "Assumptions and priors", "Paired differences", "Foster capacity", "without it"):
         assert needle in page
     assert (out / "fan_charts.png").is_file() and (out / "present_values.csv").is_file()
+    assert (out / "residential_capacity.png").is_file()     # the shipped ensemble runs with the constraint on
     assert json.loads((out / "manifest.json").read_text())["info"]["replicates"] == 4
 
 
