@@ -90,11 +90,11 @@ def match_probability(free, log_miss):
 
 
 def allocate(regions, keeps, free, admitted, match_u, log_miss):
-    """Serial allocation: entrant k (in priority order, region ``regions[k]``) is placed if a free place of its
-    region is left and one of them suits it (``match_u[k]``, a uniform draw in [0, 1), below
-    ``match_probability(free[r], log_miss[r])``, ``log_miss`` per region) (``admitted[k]`` = 1), and keeps it if ``keeps[k]`` (a stay under a month
-    uses a place within the month and leaves it free at the month's end); otherwise it is redirected (0). ``free``
-    is used up in place."""
+    """Serial allocation: entrant k (in priority order, region r = ``regions[k]``) is placed (``admitted[k]`` = 1)
+    if a free place of its region is left and one of them suits it (``match_u[k]``, a uniform draw in [0, 1),
+    below ``match_probability(free[r], log_miss[r])``), and keeps it if ``keeps[k]`` (a stay under a month uses a
+    place within the month and leaves it free at the month's end); otherwise it is redirected (0). ``free`` is
+    used up in place."""
     for k in range(len(regions)):
         r = regions[k]
         if free[r] > 0 and match_u[k] < match_probability(free[r], log_miss[r]):

@@ -389,9 +389,9 @@ def initial_targets(params, inputs: ModelInputs, pool: Population, scale: float)
 def initial_population(params, inputs: ModelInputs, pool: Population, targets: np.ndarray,
                        seed: int) -> Population:
     """Resample spin-up children cell by cell to the 2015 targets (durations drawn from the model's own
-    quasi-stationary distribution); new stable ids, observation markers cleared. A target cell the pool has no
-    child in (a small LA's pool) draws from the nearest age band of the same state and UASC status that has
-    some, so no child of the 2015 stock is lost."""
+    quasi-stationary distribution); new stable ids, observation markers cleared. Targets are raked from the
+    pool's own cells, so a cell with a target has children to draw from (``spin_up`` makes the pool large
+    enough to hold every placement of the 2015 stock)."""
     gen = rng.generator(seed, 3)
     m = np.flatnonzero(pool.alive_mask())
     st = pool.state[m].astype(np.int64)
@@ -404,14 +404,9 @@ def initial_population(params, inputs: ModelInputs, pool: Population, targets: n
     n_cell = np.floor(tgt + gen.random(tgt.size)).astype(np.int64)  # unbiased stochastic rounding
     picks = []
     for c in np.flatnonzero(n_cell):
-        s_, rest = divmod(int(c), 10)
-        a_, u_ = divmod(rest, 2)
-        for a2 in sorted(range(5), key=lambda a: (abs(a - a_), a)):   # the cell itself first, then its neighbours
-            c2 = (s_ * 5 + a2) * 2 + u_
-            lo, hi = np.searchsorted(cell_sorted, [c2, c2 + 1])
-            if hi > lo:
-                picks.append(m[order[lo + gen.integers(0, hi - lo, n_cell[c])]])
-                break
+        lo, hi = np.searchsorted(cell_sorted, [c, c + 1])
+        if hi > lo:
+            picks.append(m[order[lo + gen.integers(0, hi - lo, n_cell[c])]])
     src = np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
     n = src.size
     pop = Population(int(n * 1.35) + 1024)
