@@ -137,8 +137,9 @@ def _nearest(values: Mapping[int, float], year: int) -> float | None:
 
 @lru_cache(maxsize=None)
 def _la_foster(year: int) -> dict[str, tuple[int, float]]:
-    """Every LA of la_cla.csv's last year (2024 codes; predecessors left out): (region index, children in foster placements at 31 March of the year
-    nearest ``year`` with a published count; suppressed counts (1-5) at 3, none at all 0)."""
+    """Every LA of la_cla.csv's last year (2024 codes; predecessors left out): (region index, children in foster
+    placements at 31 March of the year nearest ``year`` with a published count; suppressed counts (1-5) at 3, none
+    at all 0)."""
     from calibration import dfe
     la = dfe.read("la_cla.csv")
     la = la[la["geographic_level"] == "Local authority"]

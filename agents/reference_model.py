@@ -281,8 +281,9 @@ class ReferenceModel(mesa.Model):
         """The month's foster allocation (``agents/capacity.py``): children in FOSTER who were not there at the
         start of the month, and those placed there who went home within it, take their region's free places in
         priority order (``capacity.priority_order`` of a draw keyed by seed, child id and month; a short stay
-        does not keep its place) when one suits them (``capacity.match_probability``); the others go to RESIDENTIAL_HOME (a short stay stays at home) with their
-        provider redrawn (``capacity.redirected_flags``). Nobody already in FOSTER moves."""
+        does not keep its place) when one suits them (``capacity.match_probability``); the others go to
+        RESIDENTIAL_HOME (a short stay stays at home) with their provider redrawn (``capacity.redirected_flags``).
+        Nobody already in FOSTER moves."""
         region = self.capacity.region_of_la
         places = [int(x) for x in self.capacity.for_month(self.month)]
         occupied = [0] * C.N_REGION

@@ -60,8 +60,8 @@ def uasc_starts() -> dict[int, float]:
 def la_table() -> tuple[list[str], list[str], np.ndarray]:
     """The 2024 local authorities and each one's share of children looked after at 31 March 2024: the weights
     that place a new child in an LA. The stock, not the starts: starts are dominated in some LAs by
-    unaccompanied children who move on (Kent: 2.3% of CLA, 8.3% of starts in 2024), and the foster capacity of each region
-    (agents/capacity.py) must meet a regional population of children like the real one."""
+    unaccompanied children who move on (Kent: 2.3% of CLA, 8.3% of starts in 2024), and the foster capacity of
+    each region (agents/capacity.py) must meet a regional population of children like the real one."""
     la = dfe.read("la_cla.csv")
     s = la[(la["geographic_level"] == "Local authority") & (la["measure"] == "total") & (la["year"] == DATA_END)]
     s = s.sort_values("new_la_code")

@@ -68,6 +68,22 @@ def headline_table(t: pd.DataFrame, names: list[str], kind: str) -> str:
     return f"<table><tr><th>scenario</th>{head}</tr>{''.join(body)}</table>"
 
 
+def _observed(observed: pd.DataFrame, category: str) -> pd.DataFrame:
+    """DfE's England series of children looked after at 31 March in one current-scheme category, by year."""
+    return observed[(observed["year"] >= 2015) & (observed["measure"] == "cla_31mar")
+                    & (observed["scheme"] == "dfe_current") & (observed["category"] == category)
+                    & (observed["age_band"] == "all") & (observed["uasc"] == "all")
+                    & (observed["la"] == "ENG")].sort_values("year")
+
+
+def _style(ax, title: str) -> None:
+    """Title, light grid, whole years on x and thousands separators on y."""
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+
+
 def fan_figure(t: pd.DataFrame, names: list[str], observed: pd.DataFrame | None, path: Path) -> Path:
     """CLA total per scenario: 90% and 50% bands, median, the status quo's median dashed, DfE points."""
     sims = [n for n in names if n != NAIVE]
@@ -76,11 +92,7 @@ def fan_figure(t: pd.DataFrame, names: list[str], observed: pd.DataFrame | None,
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.2 * rows + 0.6), squeeze=False, sharey=True)
     sq = _pick(t, BASE, "level", "cla_31mar", "dfe_current", "total")
     naive = _pick(t, NAIVE, "level", "cla_31mar", "dfe_current", "total")
-    obs = None
-    if observed is not None:
-        obs = observed[(observed["year"] >= 2015) & (observed["measure"] == "cla_31mar") & (observed["scheme"] == "dfe_current")
-                       & (observed["category"] == "total") & (observed["age_band"] == "all")
-                       & (observed["uasc"] == "all") & (observed["la"] == "ENG")].sort_values("year")
+    obs = _observed(observed, "total") if observed is not None else None
     for ax, name in zip(axes.flat, sims):
         d = _pick(t, name, "level", "cla_31mar", "dfe_current", "total")
         x = d["year"].to_numpy(dtype=float)
@@ -93,10 +105,7 @@ def fan_figure(t: pd.DataFrame, names: list[str], observed: pd.DataFrame | None,
             ax.plot(naive["year"], naive["q50"], color="tab:red", lw=1, ls=":", label="naive growth")
         if obs is not None:
             ax.plot(obs["year"], obs["value"], "o", color="black", ms=3, label="DfE")
-        ax.set_title(name, fontsize=10)
-        ax.grid(alpha=0.3, lw=0.5)
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        _style(ax, name)
     for ax in list(axes.flat)[len(sims):]:
         ax.axis("off")
     handles, labels = {}, {}
@@ -129,14 +138,9 @@ def residential_figure(t: pd.DataFrame, observed: pd.DataFrame | None, path: Pat
             ax.fill_between(x, d["q05"], d["q95"], color=colour, alpha=0.2, lw=0, label=f"{label}: 90% band")
             ax.plot(x, d["q50"], color=colour, lw=1.5, label=f"{label}: median")
         if observed is not None:
-            o = observed[(observed["measure"] == "cla_31mar") & (observed["scheme"] == "dfe_current")
-                         & (observed["category"] == cat) & (observed["age_band"] == "all")
-                         & (observed["uasc"] == "all") & (observed["la"] == "ENG")].sort_values("year")
+            o = _observed(observed, cat)
             ax.plot(o["year"], o["value"], "o", color="black", ms=3, label="DfE")
-        ax.set_title(title, fontsize=10)
-        ax.grid(alpha=0.3, lw=0.5)
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        _style(ax, title)
     h, lab = axes.flat[0].get_legend_handles_labels()
     fig.legend(h, lab, loc="lower center", ncol=5, fontsize=8, frameon=False)
     fig.suptitle("Status quo: children in residential care at 31 March, with and without the foster capacity "
@@ -227,7 +231,8 @@ def lever_table(scenarios: list, capacity: bool = False) -> pd.DataFrame:
                          "size": ("x" if lv.multiplier is not None else "+" if lv.addition is not None else "GBP ")
                          + f"{lv.value:,.4g}", "start": d["start"], "phase-in (months)": lv.phase_in_months,
                          "coverage": lv.coverage if lv.coverage != "share" else f"share {lv.share:g}",
-                         "applied in runs": "yes" if lv.applies(capacity) else "no (capacity off)", "evidence": evidence})
+                         "applied in runs": "yes" if lv.applies(capacity) else "no (capacity off)",
+                         "evidence": evidence})
     return pd.DataFrame(rows, columns=["scenario", "lever", "kind", "target", "size", "start", "phase-in (months)",
                                        "coverage", "applied in runs", "evidence"])
 

@@ -550,7 +550,8 @@ def allocate_foster(cand_idx, cand_code, cand_cnt, cand_occ, n_used_step, arr_sl
     of ``n_used_step`` slots) and the arrivals ``add_arrivals`` marked, in priority order (a draw keyed by seed,
     child id and month; ties by id), take their region's free places (``places`` less the children already in
     FOSTER; a short stay needs one but does not keep it) when one suits them (a matching draw keyed the same way
-    against ``capacity.match_probability`` with the region's ``log_miss``); the others are treated as placed in RESIDENTIAL_HOME:
+    against ``capacity.match_probability`` with the region's ``log_miss``); the others are treated as placed in
+    RESIDENTIAL_HOME:
     provider redrawn, the month's child-month and, where the entry counted one, the DfE start re-recorded (a
     short stay stays at home). ``log`` [N_REGION, N_LOG] gets places, occupied, entrants, redirected and places
     taken; returns the number redirected."""

@@ -237,7 +237,8 @@ def run_scenario(scenario: scenario_mod.Scenario | str | Path, replicates: int, 
     df = pd.concat([frames[r] for r in range(replicates)], ignore_index=True)
     info = {
         "scenario": scenario.name, "replicates": replicates, "seed": seed, "end_year": end_year, "scale": scale,
-        "workers": workers, "threads": threads, "by_la": by_la, "area": area, "capacity": bool(shared.settings.capacity),
+        "workers": workers, "threads": threads, "by_la": by_la, "area": area,
+        "capacity": bool(shared.settings.capacity),
         "params": shared.params,
         "uncertainty": shared.uncertainty, "members": len(shared.members or {}),
         "draws": len({member_of(shared, r) for r in range(replicates)}),

@@ -339,7 +339,8 @@ def cap_lever(target="recruitment", **kw) -> L.Lever:
 def test_lever_effects_on_the_plan(params, inputs):
     months = 12 * (END - START_YEAR)
     base = C.build_plan(params, inputs.la_codes, months, SCALE)
-    for lv in (cap_lever(multiplier=1.0), cap_lever("retention", multiplier=1.0), cap_lever("usable_share", addition=0.0)):
+    for lv in (cap_lever(multiplier=1.0), cap_lever("retention", multiplier=1.0),
+               cap_lever("usable_share", addition=0.0)):
         plan = C.build_plan(params, inputs.la_codes, months, SCALE, [lv])
         assert np.array_equal(plan.places, base.places) and np.array_equal(plan.households, base.households)
     more = C.build_plan(params, inputs.la_codes, months, SCALE, [cap_lever(multiplier=1.5, phase_in_months=12)])
