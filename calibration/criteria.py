@@ -3,7 +3,9 @@
 ``in_sample(summary)`` gives one row per check and year: CLA total within 2% (2015..fit_until), placement shares
 (both schemes; from 2024, when DfE recoded "other placements", the categories inside the 2024 grouping
 are compared through the grouping only) and age-band shares of CLA within 2 percentage points, starts and
-cessations within 5% (2016..fit_until), CIN and CPP at 31 March within 5% (2015..fit_until).
+cessations within 5% (2016..fit_until), CIN and CPP at 31 March within 5% (2015..fit_until); and issue 4's
+residential check (secure and children's homes 2020-2023, the 2024 residential/semi-independent/other grouping,
+within 5%).
 ``score(table)`` condenses it to one row per check.
 """
 from __future__ import annotations
@@ -23,6 +25,10 @@ LEVELS = {"CLA total": ("cla_31mar", FIRST_STOCK, 2.0), "starts": ("started", FI
           "ceased": ("ceased", FIRST_FLOW, 5.0), "CIN at 31 March": ("cin_31mar", FIRST_STOCK, 5.0),
           "CPP at 31 March": ("cpp_31mar", FIRST_STOCK, 5.0)}
 SHARE_TOLERANCE = 2.0  # percentage points
+# issue 4's residential check (DESIGN §2 Capacity): secure and children's homes 2020-2023 and, from the 2024
+# recoding, the grouping of residential, semi-independent and other placements, each within 5% of DfE
+RESIDENTIAL_CHECK = "residential (capacity)"
+RESIDENTIAL_TOLERANCE = 5.0
 RECODED_YEAR = 2024  # DfE recoded "other placements" in 2024: from then the grouping is the published comparison
 RECODED = {S.STATES[c].dfe_current for c in GROUP_2024_CODES}  # current-scheme categories inside the grouping
 
@@ -37,6 +43,18 @@ def _levels(m: pd.DataFrame, fit_until: int) -> list[pd.DataFrame]:
                                  "category": d["category"], "age_band": d["age_band"], "observed": d["observed"],
                                  "simulated": d["q50"], "error": d["pct_error"], "unit": "%", "tolerance": tol}))
     return out
+
+
+def _residential(m: pd.DataFrame, fit_until: int) -> pd.DataFrame:
+    """Secure and children's homes 2020-2023 and the 2024 grouping: percent error of the median."""
+    cla = m[(m["measure"] == "cla_31mar") & (m["scheme"] == CURRENT) & (m["age_band"] == ALL)]
+    d = cla[((cla["category"] == "secure_childrens_homes") & cla["year"].between(2020, min(2023, fit_until)))
+            | ((cla["category"] == "residential_supported_other") & (cla["year"] == RECODED_YEAR)
+               & (cla["year"] <= fit_until))].sort_values("year")
+    return pd.DataFrame({"check": RESIDENTIAL_CHECK, "year": d["year"], "scheme": d["scheme"],
+                         "category": d["category"], "age_band": d["age_band"], "observed": d["observed"],
+                         "simulated": d["q50"], "error": d["pct_error"], "unit": "%",
+                         "tolerance": RESIDENTIAL_TOLERANCE})
 
 
 def _shares(m: pd.DataFrame, parts: pd.DataFrame, check: str) -> pd.DataFrame:
@@ -70,6 +88,7 @@ def in_sample(summary: pd.DataFrame, fit_until: int = 2024, area: str | None = N
     parts = _levels(m, fit_until)
     parts.insert(1, _shares(m, placements, "placement share"))
     parts.insert(2, _shares(m, ages, "age-band share"))
+    parts.append(_residential(m, fit_until))
     t = pd.concat([p for p in parts if not p.empty] or [pd.DataFrame(columns=COLUMNS)], ignore_index=True)
     t["year"] = t["year"].astype(int)
     t["passed"] = (t["error"].abs() <= t["tolerance"]).astype(bool)  # a NaN error fails

@@ -2,7 +2,7 @@
 children's homes — DfE points against the check run's median, 50% and 90% bands.
 
 Run:  ``python -m calibration.local_figure OUT.png CALIBRATION_FOLDER...`` (folders from
-``caresim calibrate --la CODE --out FOLDER``).
+``caresim calibrate --la CODE --out FOLDER``); it also prints each LA's scores (``scores``).
 """
 from __future__ import annotations
 
@@ -51,12 +51,35 @@ def figure(folders: list[Path], out: Path) -> Path:
     return out
 
 
+def scores(folders: list[Path]) -> pd.DataFrame:
+    """Per LA and series (CLA total, starts, cessations; 2016 to the fit year): mean absolute % error of the check
+    run's median against DfE, and the years whose DfE value lies inside the 90% band (the docs' LA table)."""
+    rows = []
+    for folder in folders:
+        man = json.loads((folder / "ensemble.json").read_text())
+        area, fit_until = man["area"], int(man["settings"]["fit_until"])
+        s = pd.read_csv(folder / "check" / "summary.csv", keep_default_na=False)
+        o = observed(area=area)
+        for measure in ("cla_31mar", "started", "ceased"):
+            pick = lambda d: d[(d["measure"] == measure) & (d["scheme"] == "dfe_current")  # noqa: E731
+                               & (d["category"] == TOTAL) & (d["age_band"] == ALL) & (d["uasc"] == ALL)
+                               & d["year"].between(2016, fit_until)].set_index("year")
+            m = pick(s).join(pick(o)["value"], how="inner")
+            rows.append({"la": f"{man.get('la_name', area)} {area}", "series": measure,
+                         "mean_abs_pct_error": float(((m["q50"] / m["value"] - 1).abs() * 100).mean()),
+                         "inside_90": f"{int(((m['q05'] <= m['value']) & (m['value'] <= m['q95'])).sum())}/{len(m)}",
+                         "seconds": man.get("diagnostics", {}).get("seconds", {}).get("total")})
+    return pd.DataFrame(rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
     ap.add_argument("folders", nargs="+")
     a = ap.parse_args(argv)
-    print(figure([Path(f) for f in a.folders], Path(a.out)))
+    folders = [Path(f) for f in a.folders]
+    print(figure(folders, Path(a.out)))
+    print(scores(folders).round(1).to_string(index=False))
     return 0
 
 

@@ -11,7 +11,7 @@ from calibration import ensemble as ens
 from sim.observe import observed
 
 CHECKS = ["CLA total", "placement share", "age-band share", "starts", "ceased", "CIN at 31 March",
-          "CPP at 31 March"]
+          "CPP at 31 March", criteria.RESIDENTIAL_CHECK]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -88,6 +88,9 @@ def test_in_sample_on_a_hand_made_summary():
     levels = t[t["unit"] == "%"]
     assert set(levels["tolerance"][levels["check"] != "CLA total"]) == {5.0}
     assert t.loc[t["check"] == "starts", "year"].min() == 2016
+    res = t[t["check"] == criteria.RESIDENTIAL_CHECK].sort_values("year")
+    assert res[["year", "category"]].values.tolist() == [[y, "secure_childrens_homes"] for y in range(2020, 2024)] \
+        + [[2024, "residential_supported_other"]]
     sc = criteria.score(t).set_index("check")
     assert sc.loc["CLA total", "rows"] == 10 and sc.loc["CLA total", "passed"] == 9
     assert sc.loc["CLA total", "worst_error"] == pytest.approx(3.0)
