@@ -23,7 +23,7 @@ import pandas as pd
 
 from calibration import first_pass
 from calibration.parameters import load_register
-from calibration.inputs import uasc_starts
+from calibration.inputs import uasc_arrivals
 from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024, OLD, TOTAL
 
 COLUMNS = ["method", "origin", "year", "horizon", "measure", "scheme", "category", "age_band", "uasc", "la",
@@ -89,10 +89,10 @@ def score(pred: pd.DataFrame, series: pd.DataFrame, method: str, origin: int, to
 
 
 def future_uasc(fit_until: int, factor: float) -> float:
-    """UASC arrivals after the origin by the register's rule (mean published UASC starts of the three years to the
-    origin x the fitted factor), from data up to the origin only: no look-ahead."""
-    starts = uasc_starts()
-    return factor * float(np.mean([starts[y] for y in range(fit_until - 2, fit_until + 1)]))
+    """UASC arrivals after the origin by the register's rule (mean UASC arrivals, published starts less transfers,
+    of the three years to the origin x the fitted factor), from data up to the origin only: no look-ahead."""
+    arrivals = uasc_arrivals()
+    return factor * float(np.mean([arrivals[y] for y in range(fit_until - 2, fit_until + 1)]))
 
 
 def fitted_overrides(fit_until: int, iterations: int, fit_scale: float, log,

@@ -16,7 +16,7 @@ from scipy import optimize, special
 # yearly count series with the same key (and meaning) in observed_targets and simulated
 COUNT_SERIES = ("ceased.adopted", "ceased.sgo_cao", "ceased.reunified", "ceased.leaving", "ceased.transferred",
                 "ceased.other_exit", "started.uasc", "started.non_uasc", "cin_31mar", "cpp_31mar", "cpp_started",
-                "cla_31mar", "stock.res_semi_old", "stock.under_1")
+                "cla_31mar", "stock.res_semi_old", "stock.under_1", "stock.uasc")
 MIX_SERIES = ("started.by_age", "ceased.by_age")
 MIX_TOTAL = {"started.by_age": "started.non_uasc", "ceased.by_age": "ceased.reunified"}  # dispersion of the row total
 # placement-stock targets are window means of yearly stocks; they share the dispersion of this series

@@ -80,7 +80,7 @@ def get_u(v: dict, c: Coordinate) -> float:
 
 def set_u(v: dict, c: Coordinate, u: float) -> None:
     if c.transform == "log":
-        x = float(np.clip(np.exp(u), 0.01, 1.0))
+        x = float(np.clip(np.exp(u), 0.01, 2.0))  # arrive.uasc.factor, the one "log" coordinate
     elif c.transform == "logit":
         x = float(1 / (1 + np.exp(-np.clip(u, -4.6, 4.6))))
     else:
@@ -209,7 +209,7 @@ def build(members: int = 200, fit_until: int = first_pass.DATA_END, seed: int = 
     obs = first_pass.observed_targets(fit_until) if obs is None else obs
     log(f"point fit on data to {fit_until}: {fit_iterations} fixed-point iterations at scale {fit_scale}")
     fitted = first_pass.fit(fit_iterations, fit_scale, seed, fit_until=fit_until, start=start, log=log, obs=obs,
-                            priors=priors_fixed)
+                            priors=priors_fixed, average=fit_iterations // 2)
     central = base_parameters(dict(fitted, **(priors_fixed or {}), **{"trend.end_year": fit_until}),
                               use_first_pass=False)
     t_fit = time.time() - t0

@@ -27,18 +27,21 @@ from agents import attributes as A
 from agents import events as E
 from agents import states as S
 from calibration import dfe
-from calibration.inputs import build
+from calibration.inputs import build, uasc_starts
 from calibration.parameters import base_parameters, load_register, resolve
 from sim.engine import Settings, YearTables, run_replicate, spin_up
-from sim.observe import CEASE_GROUPS
+from sim.observe import CEASE_GROUPS, GROUP_2024_CODES
 
 DATA_END = 2024                     # last year ending 31 March in the data
 MIN_FIT_UNTIL = 2017                # slopes need at least two flow years (2016 is the first)
 CURRENT_FROM = 2020                 # first year of the current placement scheme
 OLD_UNTIL = 2022                    # last year of the old placement scheme
+RECODED_YEAR = 2024                 # DfE recoded "other placements": the grouped count is the comparison
 KINSHIP_YEAR = 2018                 # year of the 18% kinship share of foster (secondary figure)
 W = np.arange(2016, DATA_END + 1)   # flow years scored by the full fit
 MAX_STEP = 0.5                      # largest log change per iteration (stops overshoot into saturation)
+UASC_AGE_GAIN = 4.0                 # change of arrive.uasc.younger per unit log gap in the UASC stock: about
+                                    # 1 / (d log stock / d younger) at the register's arrival ages (0.3 under 16)
 FRICTION_GAIN = 40.0                # logit change of capacity.friction per unit gap in the children's homes
                                     # slope: about 1 / (d slope / d logit friction), measured at the shipped fit
 OUT = Path(__file__).with_name("first_pass.csv")
@@ -77,8 +80,7 @@ def observed_targets(fit_until: int = DATA_END) -> dict:
     for g, cats in EXIT_GROUPS.items():
         t[f"ceased.{g}"] = _sum_series(fl, "ceased_by_reason", cats).reindex(W).to_numpy(float)
     started = dfe.series(fl, "started").reindex(W).to_numpy(float)
-    inp = build()
-    uasc = np.array([inp.uasc_starts[y] for y in W])
+    uasc = np.array([uasc_starts()[y] for y in W])
     t["started.uasc"] = uasc
     t["started.non_uasc"] = started - uasc
     by_age = {b: dfe.series(fl, "started_by_age", b).reindex(W).to_numpy(float) for b in A.AGE_LABELS5}
@@ -91,6 +93,7 @@ def observed_targets(fit_until: int = DATA_END) -> dict:
     t["cpp_31mar"] = dfe.series(cc, "cpp_31mar").reindex(W).to_numpy(float)
     t["cpp_started"] = dfe.series(cc, "cpp_started").reindex(W).to_numpy(float)
     cla = "national_cla_31mar.csv"
+    t["stock.uasc"] = dfe.series(cla, "uasc", "uasc").reindex(W).to_numpy(float)
     old = lambda c: dfe.series(cla, "placement", c, "old")
     cur = lambda c: dfe.series(cla, "placement", c, "current")
     end_old = min(OLD_UNTIL, fit_until)
@@ -103,6 +106,9 @@ def observed_targets(fit_until: int = DATA_END) -> dict:
                                        - cur("secure_childrens_homes").loc[2020:end_old]).mean()
     else:  # no current-scheme split yet: match the old-scheme sum, keeping the register's ratio of the two
         t["stock.res_semi_mean"] = res_semi.loc[yrs_old].mean()
+    if fit_until >= RECODED_YEAR:  # DESIGN §2: the friction also answers the 2024 residential/semi/other grouping
+        cats = {S.STATES[c].dfe_current for c in GROUP_2024_CODES}  # DfE's grouping, from its categories
+        t["stock.group_2024"] = float(sum(cur(c).loc[RECODED_YEAR] for c in sorted(cats)))
     t["stock.INDEPENDENT_LIVING"] = old("other_community").loc[yrs_old].mean()
     t["stock.RESIDENTIAL_OTHER"] = (old("other_residential") + old("residential_schools")).loc[yrs_old].mean()
     t["stock.PLACED_WITH_PARENTS"] = pd_mean(old("placed_with_parents").loc[yrs_old], cur("placed_with_parents"),
@@ -182,6 +188,10 @@ def simulated(params, seed: int, scale: float, fit_until: int = DATA_END) -> dic
         axis=1).mean()
     s["stock.sch_current"] = by_state[CURRENT_FROM - 2015: min(2023, fit_until) + 1 - 2015, S.RESIDENTIAL_HOME]
     s["stock.under_1"] = stock[yi][:, list(S.CARE_STATES), 0].sum(axis=(1, 2, 3))
+    s["stock.uasc"] = stock[yi][..., 1, :][:, list(S.CARE_STATES)].sum(axis=(1, 2, 3))
+    if fit_until >= RECODED_YEAR:
+        s["stock.group_2024"] = by_state[RECODED_YEAR - 2015, GROUP_2024_CODES].sum()
+        s["stock.sch_2024"] = by_state[RECODED_YEAR - 2015, S.RESIDENTIAL_HOME]
     s["alive"] = r.alive
     return s
 
@@ -241,7 +251,9 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     trd("care.to_adoption.trend", obs["ceased.adopted"][pre], sim["ceased.adopted"][pre])
     if post.sum() >= 3:
         trd("care.to_adoption.trend2", obs["ceased.adopted"][post], sim["ceased.adopted"][post])
-    trd("care.transferred.trend", obs["ceased.transferred"], sim["ceased.transferred"])
+    trd("care.transferred.trend", obs["ceased.transferred"][pre], sim["ceased.transferred"][pre])
+    if post.sum() >= 3:
+        trd("care.transferred.trend2", obs["ceased.transferred"][post], sim["ceased.transferred"][post])
     trd("care.sgo_cao.trend", obs["ceased.sgo_cao"], sim["ceased.sgo_cao"])
     trd("care.other_exit.trend", obs["ceased.other_exit"], sim["ceased.other_exit"])
     # entry: age effects (16 and 17 tied) against non-UASC starts by age band, trend against the total
@@ -254,9 +266,16 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
         gaps[f"entry.age.{b}"] = g
     trd("entry.trend", obs["started.non_uasc"], sim["started.non_uasc"])
     f = float(np.clip(v["arrive.uasc.factor"] * (m(obs["started.uasc"]) / max(m(sim["started.uasc"]), 1.0)) ** damp,
-                      0.05, 1.0))
+                      0.05, 2.0))
     gaps["arrive.uasc.factor"] = float(np.log(m(obs["started.uasc"]) / max(m(sim["started.uasc"]), 1.0)))
     v["arrive.uasc.factor"] = f
+    # UASC stay: share of arrivals under 16 (longer stays) against the UASC stock at 31 March
+    g = float(np.log(m(obs["stock.uasc"]) / max(m(sim["stock.uasc"]), 1.0)))
+    v["arrive.uasc.younger"] += float(np.clip(UASC_AGE_GAIN * damp * g, -MAX_STEP, MAX_STEP))
+    gaps["arrive.uasc.younger"] = g
+    g = slope(obs["stock.uasc"]) - slope(sim["stock.uasc"])  # and its calendar trend against the stock's slope
+    v["arrive.uasc.younger.trend"] += float(np.clip(UASC_AGE_GAIN * damp * g, -MAX_STEP / 5, MAX_STEP / 5))
+    gaps["arrive.uasc.younger.trend"] = g
     # CIN / CPP layer
     at_obs = m(obs["cin_31mar"]) - (m(sim["cin_31mar"]) - m(sim["at_home"]))
     lvl("cin.close.base", at_obs, m(sim["at_home"]), sign=-1.0)
@@ -281,7 +300,12 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
         v["dest.RESIDENTIAL_HOME.trend"] = 0.0
         trd("dest.SEMI_INDEPENDENT.trend", obs["stock.res_semi_old"], sim["stock.res_semi_old"])
         if np.size(obs.get("stock.sch_current", ())) >= 2:  # friction against the children's homes slope, logit
-            g = slope(obs["stock.sch_current"]) - slope(sim["stock.sch_current"])
+            o_sch, s_sch = obs["stock.sch_current"], sim["stock.sch_current"]
+            if "stock.group_2024" in obs:  # 2024 point: the grouped count less the simulated rest of the group
+                rest = sim["stock.group_2024"] - sim["stock.sch_2024"]
+                o_sch = np.append(o_sch, max(obs["stock.group_2024"] - rest, 1.0))
+                s_sch = np.append(s_sch, sim["stock.sch_2024"])
+            g = slope(o_sch) - slope(s_sch)
             q = float(np.clip(v["capacity.friction"], 1e-4, 0.99))
             u = np.log(q / (1 - q)) + float(np.clip(FRICTION_GAIN * damp * g, -1.0, 1.0))
             v["capacity.friction"] = float(np.clip(1 / (1 + np.exp(-u)), 1e-4, 0.99))
@@ -308,8 +332,13 @@ def calibrated_names() -> list[str]:
 
 def fit(iterations: int = 12, scale: float = 0.5, seed: int = 20150331, damp: float = 0.8, tol: float = 0.01,
         log=print, fit_until: int = DATA_END, priors: dict[str, float] | None = None,
-        start: dict[str, float] | None = None, obs: dict | None = None) -> dict[str, float]:
+        start: dict[str, float] | None = None, obs: dict | None = None, average: int = 0) -> dict[str, float]:
     """Iterate the fixed point from register values on data up to ``fit_until``; returns the calibrated values.
+
+    ``average`` > 0 returns the mean of the last ``average`` iterates (Polyak-Ruppert averaging) instead of the
+    last one: each step moves on one noisy engine run, and where a target is steep in its parameter (children's
+    homes in the matching friction) the iterates keep wandering around the fixed point by the Monte Carlo
+    noise; their mean is the fixed point's estimate, the last iterate one draw from that cloud.
 
     Trends stop at the origin (``trend.end_year`` = fit_until), so UASC arrivals after it are the future input.
     ``priors`` overrides non-calibrated register values (sensitivity runs, e.g. another trend rule); ``start``
@@ -317,6 +346,7 @@ def fit(iterations: int = 12, scale: float = 0.5, seed: int = 20150331, damp: fl
     the DfE targets (synthetic data, for the parameter-recovery test)."""
     v = base_parameters(dict(start or {}, **(priors or {}), **{"trend.end_year": fit_until}), use_first_pass=False)
     obs = observed_targets(fit_until) if obs is None else obs
+    names, kept = calibrated_names(), []
     for it in range(iterations):
         t0 = time.time()
         sim = simulated(resolve(v), seed, scale, fit_until)
@@ -328,7 +358,12 @@ def fit(iterations: int = 12, scale: float = 0.5, seed: int = 20150331, damp: fl
             + " ".join(f"{e:+.1f}" for e in err) + f"  ({time.time() - t0:.1f}s)")
         if abs(gaps[worst]) < tol:
             break
-    return {k: v[k] for k in calibrated_names()}
+        if average > 0 and it >= iterations - average:
+            kept.append({k: v[k] for k in names})
+    if average > 0 and len(kept) == average:  # ran to the end: the mean of the last iterates
+        log(f"fixed point: mean of the last {average} iterates")
+        return {k: float(np.mean([x[k] for x in kept])) for k in names}
+    return {k: v[k] for k in names}
 
 
 def write(values: dict[str, float], path: Path = OUT) -> None:

@@ -15,7 +15,7 @@ DATA_END = 2024
 class ModelInputs:
     """Everything the engine takes from data (not parameters)."""
     population: dict[int, np.ndarray]      # mid-year (ONS) children by single year of age 0..17
-    uasc_starts: dict[int, float]          # published UASC starts by DfE year (N8 proxy before 2020)
+    uasc_arrivals: dict[int, float]        # new UASC arrivals by DfE year: starts less transfers (uasc_arrivals)
     la_codes: list[str]
     la_names: list[str]
     la_weights: np.ndarray                 # share of children looked after at 31 March 2024 by LA (2024 codes)
@@ -57,6 +57,22 @@ def uasc_starts() -> dict[int, float]:
     return out
 
 
+def uasc_arrivals() -> dict[int, float]:
+    """New UASC arrivals by DfE year: UASC starts less the year's cessations to another LA's care
+    (``care_taken_by_another_la``, mostly National Transfer Scheme transfers: 270 in 2016, 2,140 in 2024). A
+    transferred child re-starts in the receiving LA, and the engine simulates that cessation + start itself
+    (``care.transferred.*``); counting the re-starts again as arrivals would double them. Non-UASC transfers
+    are subtracted too (no split is published): their share is what ``arrive.uasc.factor`` absorbs."""
+    moved = dfe.series("national_cla_flows.csv", "ceased_by_reason", "care_taken_by_another_la")
+    out = {}
+    for y, v in uasc_starts().items():
+        if y not in moved.index:
+            raise dfe.DataError(f"calibration/data/dfe/national_cla_flows.csv: field 'category': no "
+                                f"care_taken_by_another_la cessations for {y}, needed for UASC arrivals")
+        out[y] = max(v - float(moved.loc[y]), 0.0)
+    return out
+
+
 def la_table() -> tuple[list[str], list[str], np.ndarray]:
     """The 2024 local authorities and each one's share of children looked after at 31 March 2024: the weights
     that place a new child in an LA. The stock, not the starts: starts are dominated in some LAs by
@@ -77,7 +93,7 @@ def build() -> ModelInputs:
     codes, names, w = la_table()
     return ModelInputs(
         population=population_by_age(),
-        uasc_starts=uasc_starts(),
+        uasc_arrivals=uasc_arrivals(),
         la_codes=codes, la_names=names, la_weights=w,
         init_cla_old=dict(zip(old["category"], old["value"].astype(float))),
         init_age=dict(zip(age["category"], age["value"].astype(float))),
@@ -133,7 +149,7 @@ def local(code: str) -> ModelInputs:
     share_cla = total / sum(nat.init_cla_old.values())
     return ModelInputs(
         population=pop,
-        uasc_starts={yr: v * share_children for yr, v in nat.uasc_starts.items()},
+        uasc_arrivals={yr: v * share_children for yr, v in nat.uasc_arrivals.items()},
         la_codes=[code], la_names=[str(d["la_name"].iloc[0])], la_weights=np.array([1.0]),
         init_cla_old=_impute(old, list(nat.init_cla_old), total),
         init_age=_impute(age, list(nat.init_age), total),

@@ -76,7 +76,7 @@ def check_value(name: str, value: float, where: str, unit: str | None = None) ->
         raise ParameterError(f"{where}: parameter {name!r}: value is not a number")
     if unit is None:
         unit = _UNITS.get(name, "")
-    is_prob = unit in PROBABILITY_UNITS or name.endswith(("share", ".p", "factor", "share_direct")) \
+    is_prob = unit in PROBABILITY_UNITS or name.endswith(("share", ".p", "share_direct")) \
         or "_share_" in name or ".share." in name
     if is_prob and not 0.0 <= value <= 1.0:
         raise ParameterError(f"{where}: parameter {name!r}: {value} is a probability/share outside [0, 1]")

@@ -22,6 +22,7 @@ from sim import kernel, rng
 from sim.population import Population
 
 N_AGE_Y = 18
+UASC_OLDER_FROM = 16  # arrive.uasc.younger scales the arrival weights of UASC aged under 16 (register)
 N_STREAM = len(rng.STREAM_NAMES)
 
 
@@ -173,8 +174,7 @@ class Simulation:
         self.male_thr_uasc = _u32(params["arrive.uasc.male_share"])
         self.cin_prof = np.array([params[f"arrive.cin.age.{a}"] for a in range(N_AGE_Y)])
         self.band_of_year = np.array([A.age_band_years(a) for a in range(N_AGE_Y)])
-        u = np.array([params.get(f"arrive.uasc.age.{a}", 0.0) for a in range(N_AGE_Y)])
-        self.uasc_age = u / u.sum()
+        self.uasc_age_prior = np.array([params.get(f"arrive.uasc.age.{a}", 0.0) for a in range(N_AGE_Y)])
         self.acc_started = np.zeros((kernel.NCHUNK, S.N_STATES * kernel.N_AGE7 * 2), dtype=np.int64)
         self.acc_ceased = np.zeros((kernel.NCHUNK, kernel.N_REASON * kernel.N_AGE7 * 2), dtype=np.int64)
         self.acc_cm = np.zeros((kernel.NCHUNK, S.N_STATES * 2 * A.N_NEED), dtype=np.int64)
@@ -200,13 +200,23 @@ class Simulation:
                 rng.STREAM_CARE: care}
 
     def uasc_annual(self, year: int) -> float:
-        """UASC arrivals: published starts x factor in the data years (the first year's before), then the input;
-        a local run takes the area's share of England's, times its fitted local effect ``arrive.uasc.local``."""
-        obs = self.inputs.uasc_starts
+        """UASC arrivals: published starts less transfers (``inputs.uasc_arrivals``) x factor in the data years
+        (the first year's before), then the input; a local run takes the area's share of England's, times its
+        fitted local effect ``arrive.uasc.local``."""
+        obs = self.inputs.uasc_arrivals
         local = float(np.exp(self.p.get("arrive.uasc.local", 0.0)))
         if year <= self.p["trend.end_year"]:
             return obs[min(max(year, min(obs)), max(obs))] * self.p["arrive.uasc.factor"] * local
         return self.p["arrive.uasc.future_annual"] * self.inputs.uasc_share * local
+
+    def uasc_age(self, year: int) -> np.ndarray:
+        """Age mix of UASC arrivals in ``year``: the prior shape, with the weights under 16 scaled by the fitted
+        level and calendar trend of ``arrive.uasc.younger`` (UASC stock level and slope: the 2022-24 surge was
+        mostly 16-17-year-olds, 2015-16's younger)."""
+        u = self.uasc_age_prior.copy()
+        u[:UASC_OLDER_FROM] *= np.exp(self.p.get("arrive.uasc.younger", 0.0)
+                                      + self.p.get("arrive.uasc.younger.trend", 0.0) * trend_x(year, self.p))
+        return u / u.sum()
 
     def draw_arrivals(self, gen: np.random.Generator, res: Reservoirs, year: int, rates) -> list:
         """Arrival counts by stream and age (serial, seeded by month): lists of (stream, ages, target)."""
@@ -221,7 +231,7 @@ class Simulation:
         res.recent -= n_recent
         res.old -= n_old
         out.append((rng.STREAM_REREFER, n_recent.sum(axis=0) + n_old, S.AT_HOME))
-        lam = self.uasc_annual(year) / 12.0 * self.scale * self.uasc_age
+        lam = self.uasc_annual(year) / 12.0 * self.scale * self.uasc_age(year)
         out.append((rng.STREAM_UASC, gen.poisson(lam), -1))
         return out
 

@@ -106,11 +106,11 @@ def test_cli_writes_csv_and_chart(tmp_path, capsys):
 def test_future_uasc_uses_only_data_up_to_the_origin(monkeypatch):
     """The backtest's UASC arrivals after the origin come from the three years up to it (no look-ahead)."""
     import calibration.backtest as bt
-    real = bt.uasc_starts()
+    real = bt.uasc_arrivals()
     before = bt.future_uasc(2019, 0.8)
     assert before == pytest.approx(0.8 * np.mean([real[y] for y in (2017, 2018, 2019)]))
     later = {y: (v * 10 if y > 2019 else v) for y, v in real.items()}
-    monkeypatch.setattr(bt, "uasc_starts", lambda: later)
+    monkeypatch.setattr(bt, "uasc_arrivals", lambda: later)
     assert bt.future_uasc(2019, 0.8) == before
     assert bt.future_uasc(2021, 0.8) != pytest.approx(0.8 * np.mean([real[y] for y in (2019, 2020, 2021)]))
 
@@ -122,3 +122,15 @@ def test_backtest_set_rejects_bad_overrides(tmp_path, capsys, item, needle):
     out = tmp_path / "bt"
     rc = cli.main(["backtest", "--fit-until", "2019", "--to", "2020", "--set", item, "--out", str(out)])
     assert rc == 2 and needle in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("fit_until", [2019, 2021, 2023, 2024])
+def test_first_pass_placement_targets_by_origin(fit_until):
+    """Origins from 2020 match children's homes and semi-independent separately (the current-scheme split);
+    earlier ones their old-scheme sum; only a fit to 2024 sees the 2024 residential/semi/other grouping."""
+    t = first_pass.observed_targets(fit_until)
+    split = fit_until >= first_pass.CURRENT_FROM
+    assert ("stock.SEMI_INDEPENDENT" in t) == split and ("stock.RESIDENTIAL_HOME" in t) == split
+    assert ("stock.res_semi_mean" in t) == (not split)
+    assert ("stock.group_2024" in t) == (fit_until >= first_pass.RECODED_YEAR)
+    assert len(t["stock.uasc"]) == fit_until - 2015

@@ -163,7 +163,7 @@ def test_probabilities_sum_to_one_minus_exp_minus_H_everywhere(year_tables, para
 
 # ---- parameter checks ---------------------------------------------------------------------------------------
 SHARE_NAMES = ("provider.foster.agency_share", "provider.childrens_home.private_share", "care.short_stay.p",
-               "need.share.2", "arrive.male_share", "arrive.uasc.factor")
+               "need.share.2", "arrive.male_share", "arrive.uasc.male_share")
 
 
 @pytest.mark.parametrize("name", SHARE_NAMES)
