@@ -2,6 +2,7 @@
 
 log h = base + state + age band + need band + UASC + previous episodes + duration curve
         + placement-duration curve + calendar trend (+ a change of slope after a knot year, where given)
+        + a one-year effect ``{channel}.year.{Y}`` for the DfE year ending March Y (where given)
         + a random-walk discrepancy after the data (ensemble members only; ``discrepancy``).
 Parameter names are ``{channel}.{effect}``; a missing effect is 0 and ``-inf`` is a structural zero.
 Competing risks: p_k = h_k / H * (1 - exp(-H)). Thresholds are uint32 so the kernel compares a raw 32-bit draw.
@@ -97,7 +98,7 @@ def channel_log_hazard(params: Mapping[str, float], ch: str, state: int, year: i
     g = g + (p(params, f"{ch}.pdur_k") * np.log1p(A.PLC_REP))[None, None, None, None, None, :]
     disc = discrepancy(year, params, DISCREPANCY_CHANNELS[ch]) if ch in DISCREPANCY_CHANNELS else 0.0
     return (g + p(params, f"{ch}.trend") * trend_x(year, params) + p(params, f"{ch}.trend2") * trend_x2(year, params)
-            + disc)
+            + p(params, f"{ch}.year.{year}") + disc)
 
 
 @dataclass

@@ -262,11 +262,15 @@ def build(members: int = 200, fit_until: int = first_pass.DATA_END, seed: int = 
     return table, manifest
 
 
+FITTED_AFTER = "cost.ro3."  # RO3 rows are fitted from a run of the finished ensemble: the register holds them
+
+
 def write(table: pd.DataFrame, manifest: dict, path: Path) -> None:
-    """Parquet table and JSON manifest side by side, each written to a temporary name and renamed."""
+    """Parquet table and JSON manifest side by side, each written to a temporary name and renamed. Register rows
+    fitted after the ensemble (``FITTED_AFTER``) are left out, so runs read their current register values."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    table.to_parquet(tmp, index=False)
+    table.drop(columns=[c for c in table.columns if c.startswith(FITTED_AFTER)]).to_parquet(tmp, index=False)
     tmp.replace(path)
     mpath = path.with_suffix(".json")
     tmpm = mpath.with_name(mpath.name + ".tmp")

@@ -37,6 +37,7 @@ MIN_FIT_UNTIL = 2017                # slopes need at least two flow years (2016 
 CURRENT_FROM = 2020                 # first year of the current placement scheme
 OLD_UNTIL = 2022                    # last year of the old placement scheme
 RECODED_YEAR = 2024                 # DfE recoded "other placements": the grouped count is the comparison
+COVID_YEAR = 2021                   # year ending March 2021: reunification dips (care.reunified.year.2021)
 KINSHIP_YEAR = 2018                 # year of the 18% kinship share of foster (secondary figure)
 W = np.arange(2016, DATA_END + 1)   # flow years scored by the full fit
 MAX_STEP = 0.5                      # largest log change per iteration (stops overshoot into saturation)
@@ -248,6 +249,12 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     if post.sum() >= 3:
         trd("care.reunified.trend2", obs["ceased.reunified"][post], sim["ceased.reunified"][post])
     lvl("care.reunified.base", m(obs["ceased.reunified"]), m(sim["ceased.reunified"]))
+    if COVID_YEAR in years:  # the COVID-19 year's dip, against the mean log gap of the years either side of it
+        r = np.log(np.maximum(obs["ceased.reunified"], 1.0) / np.maximum(sim["ceased.reunified"], 1.0))
+        side = (years == COVID_YEAR - 1) | (years == COVID_YEAR + 1)
+        g = float(r[years == COVID_YEAR][0] - r[side].mean())
+        v[f"care.reunified.year.{COVID_YEAR}"] += float(np.clip(damp * g, -MAX_STEP, MAX_STEP))
+        gaps[f"care.reunified.year.{COVID_YEAR}"] = g
     trd("care.to_adoption.trend", obs["ceased.adopted"][pre], sim["ceased.adopted"][pre])
     if post.sum() >= 3:
         trd("care.to_adoption.trend2", obs["ceased.adopted"][post], sim["ceased.adopted"][post])

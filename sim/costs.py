@@ -9,7 +9,11 @@ Every number lives in ``calibration/parameter_register.csv`` under ``cost.``:
     allowances and casework do not vary with need). The indices are normalised so that their mean over the
     arrival need mix (``need.share.<band>``) is 1, so the sourced unit costs stay the average child's cost;
   * ``cost.inflation.annual`` — the labelled inflation path (no deflator series is in the data): cash prices of
-    financial year ending Y are ``(1 + rate) ** (Y - price_year_ending)`` times the base-year prices.
+    financial year ending Y are ``(1 + rate) ** (Y - price_year_ending)`` times the base-year prices;
+  * ``cost.real_growth.<cost_key>`` and ``cost.real_growth.<cost_key>.future`` — real price growth of one
+    cost key above that path (children's homes: NAO's cost per place rose 7.3% a year in real terms from 2019-20
+    to 2023-24): before the price year the key's real price of year Y is ``(1 + g) ** (Y - price_year_ending)``
+    times its base-year price; after it, ``(1 + future) ** (Y - price_year_ending)`` (a labelled prior).
 Child-months accumulated by the kernel (``Result.cm``) are priced afterwards with ``WEEKS_PER_MONTH``.
 
 Present values (HM Treasury Green Book): ``cost.discount.rate`` (3.5% a year) discounts real amounts (unit-cost
@@ -34,6 +38,7 @@ PREFIX_WEEK = "cost.week."
 PREFIX_NEED = "cost.need.index."
 INFLATION = "cost.inflation.annual"
 PRICE_YEAR = "cost.price_year_ending"
+PREFIX_REAL = "cost.real_growth."
 
 
 class CostError(ValueError):
@@ -106,6 +111,23 @@ def _growth(rate: float, year: int, base_year: int) -> float:
     return float((1.0 + rate) ** (int(year) - int(base_year)))
 
 
+def real_growth(params: Mapping[str, float]) -> dict[str, tuple[float, float]]:
+    """Real price growth by cost key, (before the price year, after it), for the keys the register gives."""
+    keys = {k[len(PREFIX_REAL):].removesuffix(".future") for k in params if k.startswith(PREFIX_REAL)}
+    known = {st.cost_key for st in S.STATES}
+    out = {}
+    for key in sorted(keys):
+        if key not in known:
+            raise CostError(f"parameters: {PREFIX_REAL + key!r} names cost key {key!r}, which no state has "
+                            f"(agents/states.csv cost_key: {sorted(known)})")
+        pair = tuple(_get(params, PREFIX_REAL + key + sfx, f"real price growth of {key}") for sfx in ("", ".future"))
+        for sfx, g in zip(("", ".future"), pair):
+            if g <= -1.0:
+                raise CostError(f"parameters: {PREFIX_REAL + key + sfx!r} = {g} must be above -1")
+        out[key] = pair
+    return out
+
+
 def cash_factor(params: Mapping[str, float], financial_year_ending: int) -> float:
     """Multiplier from base-year prices to cash prices of the financial year ending March ``financial_year_ending``."""
     return _growth(inflation_rate(params), financial_year_ending, price_year_ending(params))
@@ -124,11 +146,25 @@ class UnitCosts:
     inflation: float
     price_year_ending: int
     levers: tuple = ()
+    real_growth: tuple = ()     # ((cost_key, growth before the price year, growth after it), ...)
 
     @classmethod
     def from_params(cls, params: Mapping[str, float], levers=()) -> "UnitCosts":
         return cls(unit_cost_table(params), inflation_rate(params), price_year_ending(params),
-                   tuple(lv for lv in levers if lv.kind == "unit_cost"))
+                   tuple(lv for lv in levers if lv.kind == "unit_cost"),
+                   tuple((k, *g) for k, g in real_growth(params).items()))
+
+    def real_index(self, years) -> np.ndarray:
+        """Real price of each state in each financial year relative to the base year [len(years), N_STATES]:
+        1 except for the cost keys with a real growth path."""
+        y = np.asarray(years, dtype=np.int64) - self.price_year_ending
+        out = np.ones((y.size, S.N_STATES))
+        for key, before, after in self.real_growth:
+            f = np.where(y < 0, (1.0 + before) ** y.astype(float), (1.0 + after) ** y.astype(float))
+            for st in S.STATES:
+                if st.cost_key == key:
+                    out[:, st.code] = f
+        return out
 
     def monthly_weekly(self, months: int, covered_share=None) -> np.ndarray:
         """Weekly costs for model months 0..months [months + 1, N_STATES, 2, N_NEED] with the unit-cost levers:

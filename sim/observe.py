@@ -233,12 +233,12 @@ def _covered_share(res, la_codes: Sequence[str] | None):
 
 def cost_rows(res, scale: float, unit: C.UnitCosts, la_codes: Sequence[str] | None = None) -> list[pd.DataFrame]:
     """Costs per financial year by model category: base-year prices and cash (child-months x weekly cost,
-    with the scenario's unit-cost levers month by month)."""
+    with the scenario's unit-cost levers month by month, x the real price path of the keys that have one)."""
     y = res.years[1:]
     weekly = unit.weekly
     if unit.levers:
         weekly = unit.monthly_weekly(res.cm.shape[0] - 1, _covered_share(res, la_codes))
-    by_state = _by_year(C.monthly_cost(res.cm, weekly), y.size, "cm") / scale
+    by_state = _by_year(C.monthly_cost(res.cm, weekly), y.size, "cm") / scale * unit.real_index(y)
     real = np.concatenate([_by_group(by_state, COST_GROUPS), by_state.sum(axis=1)[:, None]], axis=1)
     cash = real * np.array([unit.cash_factor(int(v)) for v in y])[:, None]
     labels = list(COST_GROUPS) + [TOTAL]

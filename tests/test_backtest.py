@@ -134,3 +134,22 @@ def test_first_pass_placement_targets_by_origin(fit_until):
     assert ("stock.res_semi_mean" in t) == (not split)
     assert ("stock.group_2024" in t) == (fit_until >= first_pass.RECODED_YEAR)
     assert len(t["stock.uasc"]) == fit_until - 2015
+
+
+@pytest.mark.parametrize("fit_until", [2020, 2021, 2024])
+def test_covid_year_effect_answers_the_2021_dip_and_needs_2021(fit_until):
+    """care.reunified.year.2021 is moved by the 2021 returns home against the years either side of it (one side
+    when the data stop at 2021), and not at all by a fit whose data end before 2021 (no look-ahead)."""
+    from calibration.parameters import base_parameters, resolve
+    v = base_parameters({"trend.end_year": fit_until})
+    obs = first_pass.observed_targets(fit_until)
+    sim = first_pass.simulated(resolve(v), 7, 0.02, fit_until)
+    years = first_pass.window(fit_until)
+    sim["ceased.reunified"] = obs["ceased.reunified"] * 0.9 * np.where(years == first_pass.COVID_YEAR, 1.25, 1.0)
+    before = v["care.reunified.year.2021"]
+    gaps = first_pass.update(v, obs, sim, damp=1.0)
+    if fit_until < first_pass.COVID_YEAR:
+        assert "care.reunified.year.2021" not in gaps and v["care.reunified.year.2021"] == before
+    else:
+        assert gaps["care.reunified.year.2021"] == pytest.approx(-np.log(1.25), abs=1e-12)
+        assert v["care.reunified.year.2021"] == pytest.approx(before - np.log(1.25), abs=1e-12)

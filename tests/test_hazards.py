@@ -205,3 +205,16 @@ def test_base_parameters_rejects_an_override_share_above_one():
         base_parameters({"provider.foster.agency_share": 1.3})
     with pytest.raises(ParameterError, match="no.such.parameter"):
         base_parameters({"no.such.parameter": 0.5})
+
+
+def test_year_effect_moves_its_channel_in_that_year_only(params):
+    """``{channel}.year.{Y}`` (care.reunified.year.2021, the COVID-19 year) adds to the log hazard of that channel
+    in the DfE year ending March Y and in no other year or channel."""
+    none = dict(params, **{"care.reunified.year.2021": 0.0})
+    shifted = dict(params, **{"care.reunified.year.2021": math.log(0.5)})
+    for year in (2020, 2021, 2022):
+        for ch in ("care.reunified", "care.to_adoption"):
+            base = channel_log_hazard(none, ch, S.FOSTER, year)
+            got = channel_log_hazard(shifted, ch, S.FOSTER, year)
+            want = base + (math.log(0.5) if (ch, year) == ("care.reunified", 2021) else 0.0)
+            assert np.allclose(got[np.isfinite(base)], want[np.isfinite(base)], rtol=0, atol=1e-12)

@@ -206,6 +206,31 @@ def test_costs_price_child_months_per_financial_year():
     assert not O.tidy(r, "sq", 0, 0).measure.str.startswith("cost").any()  # no unit costs, no cost rows
 
 
+def test_real_price_path_of_childrens_homes_by_hand():
+    """cost.real_growth.childrens_home deflates children's home prices before the price year (NAO's real growth),
+    cost.real_growth.childrens_home.future inflates them after it; other states keep their base-year prices."""
+    r = make_result(n_years=4, scale=1.0)
+    for m in (1, 13, 25):                # one child-month in each of the financial years ending 2016, 2017, 2018
+        r.cm[m, S.RESIDENTIAL_HOME, 0, 0] = 1
+        r.cm[m, S.FOSTER, 0, 0] = 1
+    weekly = np.zeros((S.N_STATES, 2, A.N_NEED))
+    weekly[S.RESIDENTIAL_HOME, 0, 0] = 6000.0
+    weekly[S.FOSTER, 0, 0] = 600.0
+    unit = C.UnitCosts(weekly=weekly, inflation=0.0, price_year_ending=2017,
+                       real_growth=(("childrens_home", 0.10, 0.05),))
+    df = O.tidy(r, "sq", 0, 0, unit_costs=unit)
+    per_month = 52.1775 / 12
+    for year, f in ((2016, 1 / 1.10), (2017, 1.0), (2018, 1.05)):
+        assert pick(df, year, "cost_gbp_2016_17", "model", "residential") == pytest.approx(6000 * f * per_month)
+        assert pick(df, year, "cost_gbp_2016_17", "model", "foster") == pytest.approx(600 * per_month)
+    p = base_parameters()
+    assert C.real_growth(p)["childrens_home"] == (p["cost.real_growth.childrens_home"],
+                                                  p["cost.real_growth.childrens_home.future"])
+    assert p["cost.real_growth.childrens_home"] == pytest.approx((318_400 / 239_800) ** 0.25 - 1, abs=5e-5)
+    with pytest.raises(C.CostError, match="cost.real_growth.no_such_key"):
+        C.real_growth(dict(p, **{"cost.real_growth.no_such_key": 0.1, "cost.real_growth.no_such_key.future": 0}))
+
+
 # ---- observed() ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def obs() -> pd.DataFrame:
