@@ -47,9 +47,8 @@ def inputs():
     return build()
 
 
-@pytest.fixture(scope="module")
-def world(params, inputs):
-    """Year tables and a spin-up pool shared by the engine runs (capacity does not touch either)."""
+def make_world(params, inputs):
+    """Year tables and a spin-up pool for the engine runs (capacity does not touch either)."""
     tables = engine.YearTables.build(params, START_YEAR + 1, END)
     previous = runner.set_threads(1)
     try:
@@ -57,6 +56,12 @@ def world(params, inputs):
     finally:
         runner.set_threads(previous)
     return tables, pool
+
+
+@pytest.fixture(scope="module")
+def world(params, inputs):
+    """The world shared by the engine runs at the test parameters."""
+    return make_world(params, inputs)
 
 
 def run(params, inputs, world, threads=1, seed=SEED, levers=(), **kw) -> engine.Result:
@@ -190,14 +195,9 @@ def test_zero_capacity_sends_every_foster_entrant_to_residential(params, inputs)
     """Transfers between LAs are switched off: a transferred child re-starts (a DfE start) in the placement it
     already has, so with them a child already in foster care could start there without any new placement."""
     p = {**params, "care.transferred.base": -50.0}
-    tables = engine.YearTables.build(p, START_YEAR + 1, END)
-    previous = runner.set_threads(1)
-    try:
-        pool, _ = engine.spin_up(p, inputs, tables, 5, SCALE)
-    finally:
-        runner.set_threads(previous)
-    off = run(p, inputs, (tables, pool), capacity=False)
-    zero = run(p, inputs, (tables, pool), **{"capacity.usable_share": 0.0})
+    world = make_world(p, inputs)
+    off = run(p, inputs, world, capacity=False)
+    zero = run(p, inputs, world, **{"capacity.usable_share": 0.0})
     assert zero.flows[:, kernel.F_TRANSFER].sum() == 0
     log = zero.foster_capacity
     assert (log[1:, :, C.PLACES] == 0).all() and log[1:, :, C.ENTRANTS].sum() > 100
