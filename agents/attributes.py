@@ -28,6 +28,7 @@ AGE_LABELS7 = ("under_1", "1_to_4", "5_to_9", "10_to_15", "16", "17", "18_and_ov
 # DfE 31 March / starts age bands: the 16 and 17 bands merge into 16_and_over
 AGE_LABELS5 = ("under_1", "1_to_4", "5_to_9", "10_to_15", "16_and_over")
 AGE7_TO_AGE5 = np.array([0, 1, 2, 3, 4, 4, 4], dtype=np.int64)
+YOUNG_BANDS = (0, 1)  # hazard age bands under 1 and 1-4: the entry routes' young-child trend (entry.young.trend)
 
 # episode-duration bands (months) for the duration curve; the representative value feeds log1p(d)
 EPI_EDGES = (0, 1, 2, 3, 6, 9, 12, 18, 24, 36, 60)

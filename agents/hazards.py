@@ -61,10 +61,10 @@ def trend_x2(year: int, params: Mapping[str, float]) -> float:
     return (end - knot) + sum(phi ** k for k in range(1, int(year - end) + 1))
 
 
-DISCREPANCY_GROUPS = ("entry", "exit", "residential")
+DISCREPANCY_GROUPS = ("entry", "exit", "residential", "other")  # append only: the index keys the paths
 DISCREPANCY_CHANNELS = {"cin.enter_care": "entry", "cpp.enter_care": "entry", "care.reunified": "exit",
                         "care.to_adoption": "exit", "care.sgo_cao": "exit"}
-DISCREPANCY_DEST = {"RESIDENTIAL_HOME": "residential", "SEMI_INDEPENDENT": "residential"}
+DISCREPANCY_DEST = {"RESIDENTIAL_HOME": "residential", "SEMI_INDEPENDENT": "residential", "OTHER_IN_CARE": "other"}
 
 
 def discrepancy(year: int, params: Mapping[str, float], group: str) -> float:
@@ -97,8 +97,9 @@ def channel_log_hazard(params: Mapping[str, float], ch: str, state: int, year: i
     g = g + dur[None, None, None, None, :, None]
     g = g + (p(params, f"{ch}.pdur_k") * np.log1p(A.PLC_REP))[None, None, None, None, None, :]
     disc = discrepancy(year, params, DISCREPANCY_CHANNELS[ch]) if ch in DISCREPANCY_CHANNELS else 0.0
-    return (g + p(params, f"{ch}.trend") * trend_x(year, params) + p(params, f"{ch}.trend2") * trend_x2(year, params)
-            + p(params, f"{ch}.year.{year}") + disc)
+    age_trend = np.array([p(params, f"{ch}.age_trend.{a}") for a in range(A.N_AGE)])[:, None, None, None, None, None]
+    return (g + (p(params, f"{ch}.trend") + age_trend) * trend_x(year, params)
+            + p(params, f"{ch}.trend2") * trend_x2(year, params) + p(params, f"{ch}.year.{year}") + disc)
 
 
 @dataclass

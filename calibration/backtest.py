@@ -24,7 +24,8 @@ import pandas as pd
 from calibration import first_pass
 from calibration.parameters import load_register
 from calibration.inputs import uasc_arrivals
-from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024, OLD, TOTAL
+from agents import states as S
+from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024, GROUP_2024_CODES, OLD, TOTAL
 
 COLUMNS = ["method", "origin", "year", "horizon", "measure", "scheme", "category", "age_band", "uasc", "la",
            "observed", "q05", "q25", "q50", "q75", "q95", "abs_pct_error", "inside_50", "inside_90"]
@@ -33,6 +34,8 @@ SERIES = ["measure", "scheme", "category", "age_band", "uasc", "la"]
 NAIVE_YEARS = 3
 CURRENT_FROM = first_pass.CURRENT_FROM
 LAST_YEAR = first_pass.DATA_END
+RECODED_YEAR = first_pass.RECODED_YEAR
+GROUP_2024_MEMBERS = sorted({S.STATES[c].dfe_current for c in GROUP_2024_CODES})
 FIT_SEED = 20150331
 RUN_SEED = 20240331
 
@@ -53,12 +56,23 @@ def scored_series(obs: pd.DataFrame) -> pd.DataFrame:
     nat = obs[(obs["age_band"] == ALL) & (obs["uasc"] == ALL) & (obs["la"] == ENGLAND)]
     cla = nat["measure"] == "cla_31mar"
     total = cla & (nat["scheme"] == CURRENT) & (nat["category"] == TOTAL)
-    place = cla & ~nat["category"].isin([TOTAL, GROUP_2024]) & (
+    place = cla & (nat["category"] != TOTAL) & (
         ((nat["scheme"] == CURRENT) & (nat["year"] >= CURRENT_FROM))
-        | ((nat["scheme"] == OLD) & (nat["year"] < CURRENT_FROM)))
+        | ((nat["scheme"] == OLD) & (nat["year"] < CURRENT_FROM) & (nat["category"] != GROUP_2024)))
     flows = nat["measure"].isin(["started", "ceased"]) & (nat["category"] == TOTAL)
     cols = ["year"] + SERIES + ["value"]
     return nat.loc[total | place | flows, cols].rename(columns={"value": "observed"}).reset_index(drop=True)
+
+
+def recoding_mask(df: pd.DataFrame) -> pd.Series:
+    """Rows scored, given DfE's 2024 recoding of "other placements" (DESIGN §2: treat residential, semi-independent
+    and other as one group for 2024): in 2024 the group replaces its member categories, which are scored in the
+    other years; the group itself (kept in the series for the naive comparator's history) only in 2024."""
+    current = df["scheme"] == CURRENT
+    member = current & df["category"].isin(GROUP_2024_MEMBERS)
+    group = current & (df["category"] == GROUP_2024)
+    recoded = df["year"] == RECODED_YEAR
+    return ~((member & recoded) | (group & ~recoded))
 
 
 def naive(series: pd.DataFrame, origin: int, to: int) -> pd.DataFrame:
@@ -79,7 +93,7 @@ def naive(series: pd.DataFrame, origin: int, to: int) -> pd.DataFrame:
 
 def score(pred: pd.DataFrame, series: pd.DataFrame, method: str, origin: int, to: int) -> pd.DataFrame:
     """Join predictions to observations for years origin+1..to; errors and band hits."""
-    target = series[series["year"].between(origin + 1, to)]
+    target = series[series["year"].between(origin + 1, to) & recoding_mask(series)]
     m = pred.merge(target, on=["year"] + SERIES, how="inner")
     m["method"], m["origin"], m["horizon"] = method, origin, m["year"] - origin
     m["abs_pct_error"] = (m["q50"] / m["observed"] - 1).abs() * 100
@@ -187,11 +201,13 @@ def backtests(origins: list[int], to: int, **kw) -> pd.DataFrame:
 
 def pooled(df: pd.DataFrame, horizons=(1, 2, 3)) -> pd.DataFrame:
     """Per method: median abs % error of CLA total by horizon, and pooled 90%/50% band coverage (CLA total and
-    placements), plus the median abs % error over every scored row."""
+    placements) over those horizons (issue 3's criterion) and over every horizon scored, plus the median abs %
+    error over every scored row."""
     rows = []
     for method, g in df.groupby("method", sort=True):
         tot = g[(g["measure"] == "cla_31mar") & (g["category"] == TOTAL)]
-        cla = g[g["measure"] == "cla_31mar"]
+        every = g[g["measure"] == "cla_31mar"]
+        cla = every[every["horizon"].isin(horizons)]
         row = {"method": method}
         for h in horizons:
             e = tot.loc[tot["horizon"] == h, "abs_pct_error"]
@@ -199,6 +215,8 @@ def pooled(df: pd.DataFrame, horizons=(1, 2, 3)) -> pd.DataFrame:
         row["cla_groups_n"] = len(cla)
         row["coverage_90"] = float(cla["inside_90"].mean()) if len(cla) else np.nan
         row["coverage_50"] = float(cla["inside_50"].mean()) if len(cla) else np.nan
+        row["coverage_90_all_horizons"] = float(every["inside_90"].mean()) if len(every) else np.nan
+        row["coverage_50_all_horizons"] = float(every["inside_50"].mean()) if len(every) else np.nan
         row["all_rows_mdape"] = float(g["abs_pct_error"].median())
         rows.append(row)
     return pd.DataFrame(rows)

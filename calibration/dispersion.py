@@ -16,7 +16,7 @@ from scipy import optimize, special
 # yearly count series with the same key (and meaning) in observed_targets and simulated
 COUNT_SERIES = ("ceased.adopted", "ceased.sgo_cao", "ceased.reunified", "ceased.leaving", "ceased.transferred",
                 "ceased.other_exit", "started.uasc", "started.non_uasc", "cin_31mar", "cpp_31mar", "cpp_started",
-                "cla_31mar", "stock.res_semi_old", "stock.under_1", "stock.uasc")
+                "cla_31mar", "stock.res_semi_old", "stock.under_1", "stock.uasc", "stock.other_placements")
 MIX_SERIES = ("started.by_age", "ceased.by_age")
 MIX_TOTAL = {"started.by_age": "started.non_uasc", "ceased.by_age": "ceased.reunified"}  # dispersion of the row total
 # placement-stock targets are window means of yearly stocks; they share the dispersion of this series
@@ -70,18 +70,23 @@ def fit_alpha(y, expected) -> float:
 
 
 def rw_sd(series) -> float:
-    """Sd of year-on-year log changes (a random walk with drift: the sd about the mean change)."""
+    """Root mean square of year-on-year log changes: the maximum-likelihood innovation sd of a random walk
+    without drift. The trend rule carries no drift beyond the data (trends stop at the origin), so a series'
+    drift is part of the one-year error of the projection and belongs in the innovation, not outside it."""
     d = np.diff(np.log(np.maximum(np.asarray(series, float), 1e-12)))
-    return float(np.std(d, ddof=1)) if d.size >= 2 else 0.0
+    return float(np.sqrt(np.mean(d * d))) if d.size >= 2 else 0.0
 
 
 def discrepancy_sds(obs: dict) -> dict[str, float]:
-    """Innovation sds of the entry, exit and residential discrepancies from the observed series (register
-    rows disc.*.sd say which)."""
+    """Innovation sds of the entry, exit, residential and other-placements discrepancies from the observed
+    series (register rows disc.*.sd say which)."""
     exits = obs["ceased.reunified"] + obs["ceased.adopted"] + obs["ceased.sgo_cao"]
     rs = obs["stock.res_semi_old"]
     share = rs / obs["cla_31mar"][: rs.size]
-    return {"entry": rw_sd(obs["started.non_uasc"]), "exit": rw_sd(exits), "residential": rw_sd(share)}
+    other = obs["stock.other_placements"]
+    other_share = other / obs["cla_31mar"][1: other.size + 1]  # the series starts in 2016, CLA in 2015
+    return {"entry": rw_sd(obs["started.non_uasc"]), "exit": rw_sd(exits), "residential": rw_sd(share),
+            "other": rw_sd(other_share)}
 
 
 def fit(obs: dict, sim: dict) -> NoiseModel:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from agents import attributes as A
 from agents import events as E
@@ -45,6 +46,9 @@ UASC_AGE_GAIN = 4.0                 # change of arrive.uasc.younger per unit log
                                     # 1 / (d log stock / d younger) at the register's arrival ages (0.3 under 16)
 FRICTION_GAIN = 40.0                # logit change of capacity.friction per unit gap in the children's homes
                                     # slope: about 1 / (d slope / d logit friction), measured at the shipped fit
+FRICTION_STEP = 0.25                # largest logit change of the friction per iteration: the children's homes
+                                    # slope is a noisy 4-5 point statistic, and steps of 1 ran a cold start into a
+                                    # corner (friction 0.99, no direct children's home placements; docs/CALIBRATION.md)
 OUT = Path(__file__).with_name("first_pass.csv")
 CR = E.CR
 # DfE ceased_by_reason categories per fitted cessation group: the observation model's grouping, renamed
@@ -114,7 +118,9 @@ def observed_targets(fit_until: int = DATA_END) -> dict:
     t["stock.RESIDENTIAL_OTHER"] = (old("other_residential") + old("residential_schools")).loc[yrs_old].mean()
     t["stock.PLACED_WITH_PARENTS"] = pd_mean(old("placed_with_parents").loc[yrs_old], cur("placed_with_parents"),
                                              fit_until)
-    t["stock.OTHER_IN_CARE"] = old("other_placements").loc[yrs_old].mean()
+    t["stock.other_placements"] = other_series(old("other_placements"), cur("other_placements"), fit_until)
+    t["stock.PLACED_FOR_ADOPTION"] = pd_mean(old("placed_for_adoption").loc[yrs_old], cur("placed_for_adoption"),
+                                             fit_until)
     sec = {2018: 0.18}  # kinship share of foster placements (secondary_figures.csv)
     t["stock.KINSHIP"] = sec[KINSHIP_YEAR] * old("foster").loc[kinship_year(fit_until)]
     t["cla_31mar"] = dfe.series(cla, "total").reindex(np.arange(2015, fit_until + 1)).to_numpy(float)
@@ -133,6 +139,14 @@ def synthetic_targets(sim: dict, fit_until: int = DATA_END) -> dict:
 def pd_mean(a, b, fit_until: int = DATA_END) -> float:
     """Mean of the old-scheme series and the current scheme's years after the old one ends (to ``fit_until``)."""
     return float(np.mean(np.concatenate([a.to_numpy(float), b.loc[2023:fit_until].to_numpy(float)])))
+
+
+def other_series(old: pd.Series, cur: pd.Series, fit_until: int = DATA_END) -> np.ndarray:
+    """DfE "other placements" at 31 March from 2016 to the origin: the old scheme to 2022 (it equals the current
+    scheme in 2020-2022), the current scheme in 2023; 2024 is left out (DESIGN §2: recoded, scored as a group)."""
+    end_old = min(OLD_UNTIL, fit_until)
+    parts = [old.loc[2016:end_old]] + ([cur.loc[2023:2023]] if fit_until >= 2023 else [])
+    return pd.concat(parts).to_numpy(float)
 
 
 def slope(y: np.ndarray) -> float:
@@ -178,9 +192,11 @@ def simulated(params, seed: int, scale: float, fit_until: int = DATA_END) -> dic
     from sim.kernel import F_CPP_START
     s["cpp_started"] = fl[: W.size, F_CPP_START]
     for nm in ("RESIDENTIAL_HOME", "SEMI_INDEPENDENT", "INDEPENDENT_LIVING", "RESIDENTIAL_OTHER",
-               "PLACED_WITH_PARENTS", "OTHER_IN_CARE"):
+               "PLACED_WITH_PARENTS", "PLACED_FOR_ADOPTION"):
         lo, hi = stock_window(nm, fit_until)
         s[f"stock.{nm}"] = by_state[lo - 2015: hi + 1 - 2015, S.CODE[nm]].mean()
+    lo, hi = stock_window("OTHER_IN_CARE", fit_until)
+    s["stock.other_placements"] = by_state[lo - 2015: hi + 1 - 2015, S.OTHER_IN_CARE]
     s["stock.KINSHIP"] = by_state[kinship_year(fit_until) - 2015, S.KINSHIP]
     s["stock.res_semi_old"] = by_state[: min(OLD_UNTIL, fit_until) + 1 - 2015][
         :, [S.RESIDENTIAL_HOME, S.SEMI_INDEPENDENT]].sum(axis=1)
@@ -204,9 +220,11 @@ def stock_window(state: str, fit_until: int = DATA_END) -> tuple[int, int]:
         return CURRENT_FROM, min(2023, fit_until)
     if state == "SEMI_INDEPENDENT" and fit_until >= CURRENT_FROM:
         return CURRENT_FROM, min(OLD_UNTIL, fit_until)
-    if state in ("INDEPENDENT_LIVING", "RESIDENTIAL_OTHER", "OTHER_IN_CARE"):
+    if state in ("INDEPENDENT_LIVING", "RESIDENTIAL_OTHER"):
         return 2016, min(OLD_UNTIL, fit_until)
-    return 2016, fit_until          # PLACED_WITH_PARENTS: old scheme to 2022, then current to the origin
+    if state == "OTHER_IN_CARE":    # other_series: to 2023 (2024 recoded)
+        return 2016, min(2023, fit_until)
+    return 2016, fit_until          # PLACED_WITH_PARENTS, PLACED_FOR_ADOPTION: old scheme to 2022, then current
 
 
 def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
@@ -272,6 +290,8 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
             v[name] += damp * g
         gaps[f"entry.age.{b}"] = g
     trd("entry.trend", obs["started.non_uasc"], sim["started.non_uasc"])
+    # young children's own trend (under 5s' starts fell faster than the rest: 11,360 in 2016, 10,050 in 2024)
+    trd("entry.young.trend", obs["started.by_age"][:, :2].sum(axis=1), sim["started.by_age"][:, :2].sum(axis=1))
     f = float(np.clip(v["arrive.uasc.factor"] * (m(obs["started.uasc"]) / max(m(sim["started.uasc"]), 1.0)) ** damp,
                       0.05, 2.0))
     gaps["arrive.uasc.factor"] = float(np.log(m(obs["started.uasc"]) / max(m(sim["started.uasc"]), 1.0)))
@@ -291,10 +311,16 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     gaps["cin.close.trend"] = g
     lvl("cpp.level", m(obs["cpp_started"]), m(sim["cpp_started"]))
     lvl("cpp.end.base", m(obs["cpp_31mar"]), m(sim["cpp_31mar"]), sign=-1.0)
-    for nm in ("KINSHIP", "RESIDENTIAL_HOME", "RESIDENTIAL_OTHER", "PLACED_WITH_PARENTS", "OTHER_IN_CARE",
+    for nm in ("KINSHIP", "RESIDENTIAL_HOME", "RESIDENTIAL_OTHER", "PLACED_WITH_PARENTS",
                "SEMI_INDEPENDENT", "INDEPENDENT_LIVING"):
         if f"stock.{nm}" in obs:
             lvl(f"dest.{nm}.base", obs[f"stock.{nm}"], sim[f"stock.{nm}"])
+    # other placements: level against the series' mean, growth against its slope (2016 to the origin, not 2024)
+    lvl("dest.OTHER_IN_CARE.base", m(obs["stock.other_placements"]), m(sim["stock.other_placements"]))
+    trd("dest.OTHER_IN_CARE.trend", obs["stock.other_placements"], sim["stock.other_placements"])
+    # placed for adoption: adoptions are matched by care.to_adoption.base; the stock placed then sets the
+    # adoption-order hazard (more orders a month, fewer children waiting placed)
+    lvl("care.adopted.base", obs["stock.PLACED_FOR_ADOPTION"], sim["stock.PLACED_FOR_ADOPTION"], sign=-1.0)
     if "stock.res_semi_mean" in obs:  # origins before 2020: both weights move together against the old sum
         before = v["dest.RESIDENTIAL_HOME.base"]
         lvl("dest.RESIDENTIAL_HOME.base", obs["stock.res_semi_mean"], sim["stock.res_semi_mean"])
@@ -306,7 +332,9 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     if constrained(v):  # residential growth from the capacity constraint, no children's homes trend (DESIGN §2)
         v["dest.RESIDENTIAL_HOME.trend"] = 0.0
         trd("dest.SEMI_INDEPENDENT.trend", obs["stock.res_semi_old"], sim["stock.res_semi_old"])
-        if np.size(obs.get("stock.sch_current", ())) >= 2:  # friction against the children's homes slope, logit
+        # friction against the children's homes slope, on the logit, from 3 current-scheme years (fits to 2022 on):
+        # two years give one change, and its noise times FRICTION_GAIN made the 2021 fit wander (0.33-0.57)
+        if np.size(obs.get("stock.sch_current", ())) >= 3:
             o_sch, s_sch = obs["stock.sch_current"], sim["stock.sch_current"]
             if "stock.group_2024" in obs:  # 2024 point: the grouped count less the simulated rest of the group
                 rest = sim["stock.group_2024"] - sim["stock.sch_2024"]
@@ -314,7 +342,7 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
                 s_sch = np.append(s_sch, sim["stock.sch_2024"])
             g = slope(o_sch) - slope(s_sch)
             q = float(np.clip(v["capacity.friction"], 1e-4, 0.99))
-            u = np.log(q / (1 - q)) + float(np.clip(FRICTION_GAIN * damp * g, -1.0, 1.0))
+            u = np.log(q / (1 - q)) + float(np.clip(FRICTION_GAIN * damp * g, -FRICTION_STEP, FRICTION_STEP))
             v["capacity.friction"] = float(np.clip(1 / (1 + np.exp(-u)), 1e-4, 0.99))
             gaps["capacity.friction"] = g
     else:

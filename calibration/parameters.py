@@ -12,6 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Mapping
 
+from agents import attributes as A
+
 KINDS = {"calibrated", "prior", "structural", "derived", "data", "fixed"}
 ENTRY_CHANNELS = ("cin.enter_care", "cpp.enter_care")
 
@@ -126,5 +128,7 @@ def resolve(params: Mapping[str, float]) -> dict[str, float]:
         out[f"{ch}.trend"] = params.get("entry.trend", 0.0)
         for b in range(6):
             out[f"{ch}.age.{b}"] = params.get(f"entry.age.{b}", 0.0)
+        for b in A.YOUNG_BANDS:
+            out[f"{ch}.age_trend.{b}"] = params.get("entry.young.trend", 0.0)
     out["cin.escalate.base"] = params["cin.escalate.base"] + params.get("cpp.level", 0.0)
     return out

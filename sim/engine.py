@@ -191,7 +191,8 @@ class Simulation:
         x = trend_x(year, p)
         prof = self.cin_prof / (np.dot(pop, self.cin_prof) / pop.sum())
         band = self.band_of_year
-        entry_age = np.array([p.get(f"entry.age.{b}", 0.0) for b in band])
+        young = np.isin(band, A.YOUNG_BANDS)
+        entry_age = np.array([p.get(f"entry.age.{b}", 0.0) for b in band]) + young * p.get("entry.young.trend", 0.0) * x
         care_age = np.array([p.get(f"arrive.care.age.{b}", 0.0) for b in band])
         care = p["arrive.care.rate"] * np.exp(p.get("entry.level", 0.0) + entry_age + care_age
                                               + p.get("entry.trend", 0.0) * x + discrepancy(year, p, "entry"))

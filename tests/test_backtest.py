@@ -153,3 +153,71 @@ def test_covid_year_effect_answers_the_2021_dip_and_needs_2021(fit_until):
     else:
         assert gaps["care.reunified.year.2021"] == pytest.approx(-np.log(1.25), abs=1e-12)
         assert v["care.reunified.year.2021"] == pytest.approx(before - np.log(1.25), abs=1e-12)
+
+
+def test_2024_recoding_is_scored_as_the_group():
+    """DESIGN §2: in 2024 DfE's residential + semi-independent + other grouping is scored instead of its member
+    categories (the recoding moved ~2,900 children between two of them); in other years the members are scored
+    and the group is only history for the naive comparator."""
+    series = bt.scored_series(observe.observed())
+    kept = series[bt.recoding_mask(series)]
+    cla = kept[kept["measure"] == "cla_31mar"]
+    in_2024 = set(cla.loc[cla["year"] == 2024, "category"])
+    assert observe.GROUP_2024 in in_2024 and not in_2024 & set(bt.GROUP_2024_MEMBERS)
+    assert {"foster", "placed_with_parents", "placed_for_adoption", "total"} <= in_2024
+    assert set(cla.loc[cla["category"] == observe.GROUP_2024, "year"]) == {2024}
+    for year in (2020, 2023):
+        assert set(bt.GROUP_2024_MEMBERS) <= set(cla.loc[cla["year"] == year, "category"])
+    # the group's 2024 count is the sum of its members' 2024 counts (nothing dropped from the total)
+    obs24 = series[(series["year"] == 2024) & (series["measure"] == "cla_31mar")].set_index("category")["observed"]
+    assert obs24[observe.GROUP_2024] == pytest.approx(sum(obs24[c] for c in bt.GROUP_2024_MEMBERS))
+    # and the naive comparator forecasts the group from its own 2020-2023 history
+    nv = bt.naive(series, 2021, 2024)
+    assert ((nv["category"] == observe.GROUP_2024) & (nv["year"] == 2024)).sum() == 1
+
+
+def test_pooled_coverage_counts_horizons_1_to_3_and_reports_all():
+    """Issue 3's pooled coverage is over horizons 1-3; the all-horizon figure is reported beside it."""
+    rows = []
+    for h, hit in ((1, True), (2, True), (3, False), (4, False), (5, False)):
+        rows.append(dict(method="caresim", measure="cla_31mar", category="foster", horizon=h, abs_pct_error=1.0,
+                         inside_90=hit, inside_50=hit))
+    p = bt.pooled(pd.DataFrame(rows)).iloc[0]
+    assert p["cla_groups_n"] == 3
+    assert p["coverage_90"] == pytest.approx(2 / 3) and p["coverage_90_all_horizons"] == pytest.approx(2 / 5)
+
+
+def test_other_placements_series_splices_schemes_and_leaves_out_2024():
+    """Other placements: old scheme 2016-2022 (equal to the current scheme in 2020-2022), current 2023, never the
+    recoded 2024; a fit to 2019 sees 2016-2019 only."""
+    from calibration import dfe
+    cla = "national_cla_31mar.csv"
+    old = dfe.series(cla, "placement", "other_placements", "old")
+    cur = dfe.series(cla, "placement", "other_placements", "current")
+    assert (old.loc[2020:2022].to_numpy() - cur.loc[2020:2022].to_numpy()).max() <= 10  # rounding to 10
+    full = first_pass.observed_targets(2024)["stock.other_placements"]
+    assert list(full) == list(old.loc[2016:2022]) + [cur.loc[2023]]
+    assert list(first_pass.observed_targets(2019)["stock.other_placements"]) == list(old.loc[2016:2019])
+    assert first_pass.stock_window("OTHER_IN_CARE", 2024) == (2016, 2023)
+
+
+@pytest.mark.parametrize("fit_until, fitted", [(2021, False), (2022, True), (2024, True)])
+def test_friction_needs_three_current_years_and_takes_bounded_steps(fit_until, fitted):
+    """The friction answers the children's homes slope from 3 current-scheme years (2 give one noisy change);
+    a huge slope gap moves its logit by FRICTION_STEP at most."""
+    from calibration.parameters import base_parameters, resolve
+    v = base_parameters({"trend.end_year": fit_until, "capacity.constraint": 1.0})
+    obs = first_pass.observed_targets(fit_until)
+    sim = first_pass.simulated(resolve(v), 7, 0.02, fit_until)
+    flat = obs["stock.sch_current"][0]
+    sim["stock.sch_current"] = flat * np.ones_like(obs["stock.sch_current"])  # simulated homes flat, observed rise
+    sim["stock.sch_2024"] = sim["stock.group_2024"] = flat                     # (and 2024: no rest of the group)
+    q0 = v["capacity.friction"]
+    gaps = first_pass.update(v, obs, sim, damp=1.0)
+    assert ("capacity.friction" in gaps) == fitted
+    if fitted:
+        logit = lambda q: np.log(q / (1 - q))
+        assert gaps["capacity.friction"] > 0
+        assert logit(v["capacity.friction"]) - logit(q0) == pytest.approx(first_pass.FRICTION_STEP, abs=1e-9)
+    else:
+        assert v["capacity.friction"] == q0

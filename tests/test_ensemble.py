@@ -111,3 +111,23 @@ def test_calibrate_rejects_bad_settings_and_writes_nothing(tmp_path, capsys, arg
     out = tmp_path / "cal"
     assert cli.main(["calibrate", *args, "--out", str(out), "--quiet"]) == 2
     assert needle in capsys.readouterr().err and not out.exists()
+
+
+def test_random_walk_sd_is_the_driftless_maximum_likelihood():
+    """The trend rule carries no drift after the data, so a steady growth is all innovation: a series growing
+    10% a year has innovation sd log(1.1), and the estimate is the root mean square of the log changes."""
+    assert dispersion.rw_sd(100 * 1.1 ** np.arange(8)) == pytest.approx(np.log(1.1), rel=1e-12)
+    d = np.array([0.1, -0.2, 0.05, 0.3])
+    assert dispersion.rw_sd(np.exp(np.r_[0, np.cumsum(d)])) == pytest.approx(np.sqrt(np.mean(d ** 2)), rel=1e-12)
+    assert dispersion.rw_sd([5.0, 6.0]) == 0.0  # one change: no estimate
+
+
+def test_discrepancy_groups_keep_their_keys_and_other_placements_has_one():
+    """Groups are appended, never reordered (a group's index keys its paths, so old ensembles keep theirs); the
+    other-placements weight has its own walk, independent of the residential one."""
+    from agents.hazards import DISCREPANCY_DEST, DISCREPANCY_GROUPS
+    assert DISCREPANCY_GROUPS[:3] == ("entry", "exit", "residential")
+    assert DISCREPANCY_DEST["OTHER_IN_CARE"] == "other"
+    p = {"trend.end_year": 2024, "disc.key": 5, "disc.other.sd": 0.3, "disc.residential.sd": 0.3}
+    assert discrepancy(2024, p, "other") == 0.0
+    assert discrepancy(2027, p, "other") != discrepancy(2027, p, "residential")

@@ -218,3 +218,30 @@ def test_year_effect_moves_its_channel_in_that_year_only(params):
             got = channel_log_hazard(shifted, ch, S.FOSTER, year)
             want = base + (math.log(0.5) if (ch, year) == ("care.reunified", 2021) else 0.0)
             assert np.allclose(got[np.isfinite(base)], want[np.isfinite(base)], rtol=0, atol=1e-12)
+
+
+def test_young_entry_trend_moves_under_fives_on_every_entry_route_only():
+    """``entry.young.trend`` adds trend x calendar covariate to the log entry hazard of the under-1 and 1-4 bands on
+    both entry routes (``resolve`` ties it), leaves older bands and other channels alone, and scales the direct
+    arrivals into care of children under 5 by the same factor."""
+    from calibration import inputs
+    from sim import engine
+    none = resolve(base_parameters({"entry.young.trend": 0.0}))
+    tilt = resolve(base_parameters({"entry.young.trend": -0.05}))
+    year = 2022
+    x = trend_x(year, none)
+    for ch in ("cin.enter_care", "cpp.enter_care", "care.reunified"):
+        st = S.AT_HOME if ch == "cin.enter_care" else S.EDGE_OF_CARE if ch == "cpp.enter_care" else S.FOSTER
+        base, got = channel_log_hazard(none, ch, st, year), channel_log_hazard(tilt, ch, st, year)
+        for a in range(A.N_AGE):
+            shift = -0.05 * x if ch != "care.reunified" and a in A.YOUNG_BANDS else 0.0
+            ok = np.isfinite(base[a])
+            assert np.allclose(got[a][ok], base[a][ok] + shift, rtol=0, atol=1e-12), (ch, a)
+    rates = []
+    for p in (none, tilt):
+        tables = engine.YearTables.build(p, year, year)
+        rates.append(engine.Simulation(p, inputs.build(), tables, 1, 1.0).arrival_rates(year, np.ones(engine.N_AGE_Y))[
+            engine.rng.STREAM_CARE])
+    young = np.isin(np.array([A.age_band_years(a) for a in range(engine.N_AGE_Y)]), A.YOUNG_BANDS)
+    assert np.allclose(rates[1][young], rates[0][young] * math.exp(-0.05 * x), rtol=1e-12)
+    assert np.allclose(rates[1][~young], rates[0][~young], rtol=1e-12)

@@ -4,8 +4,8 @@ values inside the ensemble's 90% intervals for at least 80% of the identified co
 
 Small configuration for CI: data, fit and members at scale 0.1; priors held at their true (register) values,
 since they are not what is being recovered. About two minutes on the 2-core machine. The issue's criterion
-(80%) is not met yet (51% measured on 2026-12-07 with the 45 coordinates of the third refit, 45% with the 44 of
-the second; 60% on 2026-11-23 with 40): that test is marked xfail (strict, so it is noticed when it passes) and a guard keeps the measured
+(80%) is not met yet (62.5% measured on 2026-12-07 with the 48 coordinates of the fourth refit; 51% with the
+45 of the third, 45% with the 44 of the second; 60% on 2026-11-23 with 40): that test is marked xfail (strict, so it is noticed when it passes) and a guard keeps the measured
 level from regressing further.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _coverage(recovery) -> tuple[float, list[str]]:
     return float(np.mean(inside)), [c.key for c, ok in zip(coords, inside) if not ok]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 3 criterion not met yet: 51% of known values inside the 90% "
+@pytest.mark.xfail(strict=True, reason="issue 3 criterion not met yet: 62.5% of known values inside the 90% "
                                        "intervals at this configuration (docs/CALIBRATION.md, parameter recovery)")
 def test_known_values_inside_90_percent_intervals(recovery):
     share, missed = _coverage(recovery)
@@ -63,10 +63,11 @@ def test_known_values_inside_90_percent_intervals(recovery):
 
 
 def test_recovery_does_not_regress(recovery):
-    """Guard while the 80% criterion is unmet: coverage measured at 51% (2026-12-07, third refit; 45% in the
-    second; 60% on 2026-11-23, before the capacity and UASC coordinates) must not fall below 40%."""
+    """Guard while the 80% criterion is unmet: coverage measured at 62.5% (2026-12-07, fourth refit; 51% in the
+    third, 45% in the second; 60% on 2026-11-23, before the capacity and UASC coordinates) must not fall below
+    50%."""
     share, missed = _coverage(recovery)
-    assert share >= 0.4, f"{share:.0%} of known values inside the 90% intervals; missed {missed}"
+    assert share >= 0.5, f"{share:.0%} of known values inside the 90% intervals; missed {missed}"
 
 
 def test_members_differ_and_priors_stay_fixed(recovery):
