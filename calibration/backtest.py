@@ -24,8 +24,7 @@ import pandas as pd
 from calibration import first_pass
 from calibration.parameters import load_register
 from calibration.inputs import uasc_arrivals
-from agents import states as S
-from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024, GROUP_2024_CODES, OLD, TOTAL
+from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024, GROUP_2024_CATEGORIES, OLD, TOTAL
 
 COLUMNS = ["method", "origin", "year", "horizon", "measure", "scheme", "category", "age_band", "uasc", "la",
            "observed", "q05", "q25", "q50", "q75", "q95", "abs_pct_error", "inside_50", "inside_90"]
@@ -35,7 +34,6 @@ NAIVE_YEARS = 3
 CURRENT_FROM = first_pass.CURRENT_FROM
 LAST_YEAR = first_pass.DATA_END
 RECODED_YEAR = first_pass.RECODED_YEAR
-GROUP_2024_MEMBERS = sorted({S.STATES[c].dfe_current for c in GROUP_2024_CODES})
 FIT_SEED = 20150331
 RUN_SEED = 20240331
 
@@ -69,7 +67,7 @@ def recoding_mask(df: pd.DataFrame) -> pd.Series:
     and other as one group for 2024): in 2024 the group replaces its member categories, which are scored in the
     other years; the group itself (kept in the series for the naive comparator's history) only in 2024."""
     current = df["scheme"] == CURRENT
-    member = current & df["category"].isin(GROUP_2024_MEMBERS)
+    member = current & df["category"].isin(GROUP_2024_CATEGORIES)
     group = current & (df["category"] == GROUP_2024)
     recoded = df["year"] == RECODED_YEAR
     return ~((member & recoded) | (group & ~recoded))

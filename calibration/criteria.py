@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 
 from calibration.report import matched
-from agents import states as S
-from sim.observe import ALL, CURRENT, GROUP_2024_CODES, OLD, TOTAL, area_of
+from sim.observe import ALL, CURRENT, GROUP_2024_CATEGORIES, OLD, TOTAL, area_of
 
 FIRST_STOCK, FIRST_FLOW = 2015, 2016  # the initial stock is 31 March 2015; flows are for years ending March 2016+
 COLUMNS = ["check", "year", "scheme", "category", "age_band", "observed", "simulated", "error", "unit",
@@ -30,7 +29,7 @@ SHARE_TOLERANCE = 2.0  # percentage points
 RESIDENTIAL_CHECK = "residential (capacity)"
 RESIDENTIAL_TOLERANCE = 5.0
 RECODED_YEAR = 2024  # DfE recoded "other placements" in 2024: from then the grouping is the published comparison
-RECODED = {S.STATES[c].dfe_current for c in GROUP_2024_CODES}  # current-scheme categories inside the grouping
+RECODED = set(GROUP_2024_CATEGORIES)  # current-scheme categories inside the grouping
 
 
 def _levels(m: pd.DataFrame, fit_until: int) -> list[pd.DataFrame]:

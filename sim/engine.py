@@ -174,6 +174,7 @@ class Simulation:
         self.male_thr_uasc = _u32(params["arrive.uasc.male_share"])
         self.cin_prof = np.array([params[f"arrive.cin.age.{a}"] for a in range(N_AGE_Y)])
         self.band_of_year = np.array([A.age_band_years(a) for a in range(N_AGE_Y)])
+        self.young_of_year = np.isin(self.band_of_year, A.YOUNG_BANDS)  # ages entry.young.trend applies to
         self.uasc_age_prior = np.array([params.get(f"arrive.uasc.age.{a}", 0.0) for a in range(N_AGE_Y)])
         self.acc_started = np.zeros((kernel.NCHUNK, S.N_STATES * kernel.N_AGE7 * 2), dtype=np.int64)
         self.acc_ceased = np.zeros((kernel.NCHUNK, kernel.N_REASON * kernel.N_AGE7 * 2), dtype=np.int64)
@@ -191,8 +192,8 @@ class Simulation:
         x = trend_x(year, p)
         prof = self.cin_prof / (np.dot(pop, self.cin_prof) / pop.sum())
         band = self.band_of_year
-        young = np.isin(band, A.YOUNG_BANDS)
-        entry_age = np.array([p.get(f"entry.age.{b}", 0.0) for b in band]) + young * p.get("entry.young.trend", 0.0) * x
+        entry_age = (np.array([p.get(f"entry.age.{b}", 0.0) for b in band])
+                     + self.young_of_year * p.get("entry.young.trend", 0.0) * x)
         care_age = np.array([p.get(f"arrive.care.age.{b}", 0.0) for b in band])
         care = p["arrive.care.rate"] * np.exp(p.get("entry.level", 0.0) + entry_age + care_age
                                               + p.get("entry.trend", 0.0) * x + discrepancy(year, p, "entry"))

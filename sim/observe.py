@@ -95,6 +95,8 @@ CARE_CODES = [st.code for st in CARE]
 SCHEME_GROUPS = {MODEL: _groups("model_category", CARE), OLD: _groups("dfe_old", CARE),
                  CURRENT: _groups("dfe_current", CARE)}
 GROUP_2024_CODES = [st.code for st in CARE if st.dfe_2024_group == GROUP_2024]
+# DfE current-scheme categories inside the 2024 grouping (in state order)
+GROUP_2024_CATEGORIES = tuple(dict.fromkeys(S.STATES[c].dfe_current for c in GROUP_2024_CODES))
 COST_GROUPS = _groups("model_category", S.STATES)
 CIN_CODES = [st.code for st in S.STATES if st.cin]
 CPP_CODES = [st.code for st in S.STATES if st.cpp]
@@ -346,8 +348,7 @@ def _placement_parts(scheme: str) -> dict[str, tuple[str, ...]]:
     """Published categories making up each tidy placement category of a scheme (and the 2024 group)."""
     parts = {cat: RAW_PARTS.get(cat, (cat,)) for cat in SCHEME_GROUPS[scheme]}
     if scheme == CURRENT:
-        cats = dict.fromkeys(S.STATES[c].dfe_current for c in GROUP_2024_CODES)
-        parts[GROUP_2024] = tuple(raw for cat in cats for raw in parts[cat])
+        parts[GROUP_2024] = tuple(raw for cat in GROUP_2024_CATEGORIES for raw in parts[cat])
     return parts
 
 

@@ -163,14 +163,14 @@ def test_2024_recoding_is_scored_as_the_group():
     kept = series[bt.recoding_mask(series)]
     cla = kept[kept["measure"] == "cla_31mar"]
     in_2024 = set(cla.loc[cla["year"] == 2024, "category"])
-    assert observe.GROUP_2024 in in_2024 and not in_2024 & set(bt.GROUP_2024_MEMBERS)
+    assert observe.GROUP_2024 in in_2024 and not in_2024 & set(observe.GROUP_2024_CATEGORIES)
     assert {"foster", "placed_with_parents", "placed_for_adoption", "total"} <= in_2024
     assert set(cla.loc[cla["category"] == observe.GROUP_2024, "year"]) == {2024}
     for year in (2020, 2023):
-        assert set(bt.GROUP_2024_MEMBERS) <= set(cla.loc[cla["year"] == year, "category"])
+        assert set(observe.GROUP_2024_CATEGORIES) <= set(cla.loc[cla["year"] == year, "category"])
     # the group's 2024 count is the sum of its members' 2024 counts (nothing dropped from the total)
     obs24 = series[(series["year"] == 2024) & (series["measure"] == "cla_31mar")].set_index("category")["observed"]
-    assert obs24[observe.GROUP_2024] == pytest.approx(sum(obs24[c] for c in bt.GROUP_2024_MEMBERS))
+    assert obs24[observe.GROUP_2024] == pytest.approx(sum(obs24[c] for c in observe.GROUP_2024_CATEGORIES))
     # and the naive comparator forecasts the group from its own 2020-2023 history
     nv = bt.naive(series, 2021, 2024)
     assert ((nv["category"] == observe.GROUP_2024) & (nv["year"] == 2024)).sum() == 1
