@@ -120,6 +120,10 @@ def perturb(obs: dict, noise: NoiseModel, rng: np.random.Generator) -> dict:
             n = int(_nb(rng, y[t].sum(), noise.k[MIX_TOTAL[key]]))
             rows.append(rng.multinomial(n, rng.dirichlet(noise.alpha[key] * np.maximum(y[t], 0.5) / y[t].sum())))
         out[key] = np.array(rows, float)
+    if "ceased.leaving" in obs and "ceased.by_age" in obs:  # leaving = leaving before 18 + every cessation at 18:
+        before = np.asarray(obs["ceased.leaving"], float) - np.asarray(obs["ceased.by_age"], float)[:, -1]
+        out["ceased.leaving"] = (out["ceased.by_age"][:, -1]  # the replicate's 18s plus its own draw of the rest,
+                                 + _nb(rng, np.maximum(before, 1.0), noise.k["ceased.leaving"]))  # not two draws apart
     k = noise.k[STOCK_PROXY]
     years = max(len(obs[STOCK_PROXY]), 1)
     for key, val in obs.items():

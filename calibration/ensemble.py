@@ -7,19 +7,24 @@ Method (docs/CALIBRATION.md, "Ensemble"):
    series around the engine's run at theta* (``calibration/dispersion.py``).
 3. Jacobian J of the target gaps with respect to the identified coordinates, by forward differences on the
    per-child engine with common random numbers.
-4. Member b: a replicate DfE data set drawn from the fitted noise model (parametric bootstrap), every labelled
-   prior drawn from its range (triangular, mode at the register value), discrepancy innovations keyed by b;
-   then Gauss-Newton steps with J on the per-child engine refit the identified parameters to that data set
-   given those priors. The spread of the members is the parameter uncertainty: sampling noise in the data
-   plus what the priors leave unidentified.
+4. Gap noise: 40 replicate data sets, each with its own engine seed, measure each gap's sd at theta*.
+5. Member b (randomised maximum likelihood): a replicate DfE data set drawn from the fitted noise model
+   (parametric bootstrap), every labelled prior drawn from its range (triangular, mode at the register value),
+   discrepancy innovations keyed by b, and a prior centre for the identified coordinates (theta* plus noise with
+   the weakly informative prior's sds, register ``calib.prior_sd.*``); then Gauss-Newton steps with J on the
+   per-child engine minimise the noise-weighted squared gaps plus the prior term. The spread of the members is
+   the parameter uncertainty: sampling noise in the data, what the labelled priors leave unidentified, and the
+   weak prior along the directions the data do not pin down (docs/CALIBRATION.md, "Ensemble").
 Why not MCMC or ABC (emcee, pyabc): each likelihood evaluation is a per-child simulation of 1-2 seconds, and
-either would need 10^4-10^5 of them; the linearised bootstrap needs about 40 + 2N.
+either would need 10^4-10^5 of them; randomised maximum likelihood with the central Jacobian needs about
+2 x (identified coordinates) + 40 + (steps) x N.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import time
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +42,6 @@ DATA_DIR = HERE / "data" / "dfe"
 CENTRAL = 0                       # member 0 is the point fit with priors at their register values
 INTEGER_UNITS = {"months", "years", "year"}
 NOT_DRAWN = {"trend.end_year"}    # data, not priors
-MAX_ADD_STEP, MAX_TREND_STEP = 0.5, 0.05
 
 
 @dataclass(frozen=True)
@@ -131,25 +135,39 @@ def draw_priors(reg: dict, names: list[str], gen: np.random.Generator) -> dict[s
     return out
 
 
-LM_LAMBDA = 1.0  # Levenberg-Marquardt damping, relative to the diagonal of J'J
-WEAK_FLOOR = 0.1  # damping floor for weakly identified coordinates, relative to the median diagonal of J'J
+PRIOR_SD_ROWS = {"level": "calib.prior_sd.level", "trend": "calib.prior_sd.trend", "share": "calib.prior_sd.logit"}
+NOISE_DRAWS = 40    # replicate data sets (each with its own engine seed) that measure the gaps' noise sds
+STEP_CAP_SDS = 2.0  # a refit step moves no coordinate by more than this many prior sds (the whole step is scaled)
 
 
-def newton_step(v: dict, coords: list[Coordinate], J: np.ndarray, g: np.ndarray, lam: float = LM_LAMBDA) -> None:
-    """One damped Gauss-Newton (Levenberg-Marquardt) step u <- u - (J'J + lam diag J'J)^-1 J'g, capped: the
-    damping, floored at a share of the median diagonal, keeps weakly identified coordinates (a share at its
-    bound, reunification at 16-17 against leaving care) from running away."""
-    A = J.T @ J
-    d = np.maximum(np.diag(A), WEAK_FLOOR * np.median(np.diag(A)))  # a floor: weak coordinates move little
-    du = -np.linalg.solve(A + lam * np.diag(d), J.T @ g)
-    for c, d in zip(coords, du):
-        cap = MAX_TREND_STEP if c.key.endswith((".trend", ".trend2")) else MAX_ADD_STEP
-        set_u(v, c, get_u(v, c) + float(np.clip(d, -cap, cap)))
+def coordinate_kind(c: Coordinate) -> str:
+    """Which weakly informative prior a coordinate gets: a share (logit), a trend (per year) or a level (log)."""
+    if c.transform == "logit":
+        return "share"
+    return "trend" if c.key.endswith((".trend", ".trend2")) else "level"
+
+
+def prior_sds(coords: list[Coordinate], reg: dict) -> np.ndarray:
+    """The sd of each identified coordinate's weakly informative prior, centred on the point fit (register rows
+    ``calib.prior_sd.*``): it bounds the directions the data do not pin down and is negligible where they do."""
+    return np.array([float(reg[PRIOR_SD_ROWS[coordinate_kind(c)]]["value"]) for c in coords])
+
+
+def posterior_step(u: np.ndarray, u_prior: np.ndarray, J: np.ndarray, g: np.ndarray, w: np.ndarray,
+                   sd: np.ndarray) -> np.ndarray:
+    """Gauss-Newton step on the member's objective sum w g^2 + sum ((u - u_prior) / sd)^2: the gaps weighted by
+    their inverse noise variances, the prior keeping the system well conditioned along the ridges of J. No
+    damping beyond the prior; a step longer than ``STEP_CAP_SDS`` prior sds in any coordinate is shortened as a
+    whole (its direction kept)."""
+    H = J.T @ (w[:, None] * J) + np.diag(1.0 / sd ** 2)
+    du = -np.linalg.solve(H, J.T @ (w * g) + (u - u_prior) / sd ** 2)
+    over = float(np.max(np.abs(du) / (STEP_CAP_SDS * sd)))
+    return du / max(over, 1.0)
 
 
 @dataclass
 class MemberTask:
-    """Everything one member's refit needs (sent to a worker process)."""
+    """Everything one member's refit (or one noise draw) needs (sent to a worker process)."""
     member: int
     central: dict
     obs: dict
@@ -161,11 +179,25 @@ class MemberTask:
     scale: float
     fit_until: int
     iterations: int
+    gap_w: np.ndarray | None = None
+    prior_sd: np.ndarray | None = None
+
+
+def noise_gaps(t: MemberTask) -> np.ndarray:
+    """The gaps at the point fit for one replicate data set and one engine seed (priors at register values):
+    a draw of the gaps' noise (data and Monte Carlo), which weights them in the members' refits."""
+    gen = np.random.default_rng([t.seed, 1_000_000 + t.member])
+    obs_b = dispersion.perturb(t.obs, t.noise, gen)
+    sim = first_pass.simulated(resolve(t.central), rngmod.derive_seed(t.seed, 1_000_000 + t.member), t.scale,
+                               t.fit_until)
+    return gap_vector(dict(t.central), obs_b, sim, [c.key for c in t.coords])
 
 
 def fit_member(t: MemberTask) -> tuple[int, dict, dict]:
-    """Draw member ``t.member``'s data set and priors, refit the identified coordinates; returns its
-    parameter values and diagnostics."""
+    """Member ``t.member`` by randomised maximum likelihood: draw its data set (parametric bootstrap), its labelled
+    priors and a prior centre for the identified coordinates (the point fit plus prior-sd noise), then take
+    Gauss-Newton steps with the central Jacobian, each gap evaluated by the per-child engine. In the linear-
+    Gaussian limit the members are draws from the posterior; returns its values and diagnostics."""
     gen = np.random.default_rng([t.seed, t.member])
     reg = load_register()
     obs_b = dispersion.perturb(t.obs, t.noise, gen)
@@ -174,19 +206,37 @@ def fit_member(t: MemberTask) -> tuple[int, dict, dict]:
     v.update({f"disc.{g}.sd": sd for g, sd in t.noise.disc_sd.items()})
     v["disc.key"] = float(t.member)
     keys = [c.key for c in t.coords]
+    u_prior = np.array([get_u(t.central, c) for c in t.coords]) + t.prior_sd * gen.standard_normal(len(t.coords))
     sim_seed = rngmod.derive_seed(t.seed, 100_000 + t.member)
     rms = []
     for _ in range(t.iterations):
         g = gap_vector(v, obs_b, first_pass.simulated(resolve(v), sim_seed, t.scale, t.fit_until), keys)
         rms.append(float(np.sqrt(np.mean(g ** 2))))
-        newton_step(v, t.coords, t.J, g)
+        u = np.array([get_u(v, c) for c in t.coords])
+        for c, x in zip(t.coords, u + posterior_step(u, u_prior, t.J, g, t.gap_w, t.prior_sd)):
+            set_u(v, c, float(x))
     return t.member, v, {"gap_rms_first": rms[0] if rms else float("nan"),
                          "gap_rms_last": rms[-1] if rms else float("nan")}
+
+
+GAP_SD_FLOOR = 1e-4  # a gap with no measured noise (a statistic the engine reproduces exactly) still weighs finitely
 
 
 def _init(threads: int) -> None:
     from sim.runner import set_threads
     set_threads(threads)
+
+
+@contextmanager
+def _mapper(workers: int):
+    """``map`` in this process (workers <= 1) or over a spawned pool with one numba thread per worker."""
+    if workers <= 1:
+        yield map
+        return
+    import multiprocessing
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
+                             initargs=(1,)) as ex:
+        yield ex.map
 
 
 def data_hash(files=None) -> str:
@@ -204,6 +254,8 @@ def build(members: int = 200, fit_until: int = first_pass.DATA_END, seed: int = 
           priors_fixed: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """Fit, then draw ``members`` parameter sets; returns the ensemble table and its manifest. ``obs`` replaces
     the DfE targets and ``priors_fixed`` fixes priors at given values (parameter-recovery test)."""
+    if member_iterations < 1:
+        raise ValueError(f"member_iterations: {member_iterations!r} must be at least 1")
     t0 = time.time()
     reg = load_register()
     obs = first_pass.observed_targets(fit_until) if obs is None else obs
@@ -221,24 +273,22 @@ def build(members: int = 200, fit_until: int = first_pass.DATA_END, seed: int = 
     J, g0, _ = jacobian(central, obs, coords, seed, fit_scale, fit_until, log=log)
     t_jac = time.time() - t0 - t_fit
     priors = [k for k in prior_names(reg) if k not in (priors_fixed or {})]
-    tasks = [MemberTask(b, central, obs, noise, coords, J, priors, seed, member_scale, fit_until, member_iterations)
-             for b in range(1, members + 1)]
-    log(f"members: {members} parameter sets, {member_iterations} Gauss-Newton steps each at scale {member_scale}")
+    sd = prior_sds(coords, reg)
+    task = lambda b, **kw: MemberTask(b, central, obs, noise, coords, J, priors, seed, member_scale, fit_until,
+                                      member_iterations, prior_sd=sd, **kw)
     from tqdm import tqdm
-    results = {}
-    with tqdm(total=members, desc="members", unit="set") as bar:
-        if workers <= 1:
-            for t in tasks:
-                b, v, d = fit_member(t)
-                results[b] = (v, d)
-                bar.update(1)
-        else:
-            import multiprocessing
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(1,)) as ex:
-                for b, v, d in ex.map(fit_member, tasks):
-                    results[b] = (v, d)
-                    bar.update(1)
+    with _mapper(workers) as pmap:
+        n_noise = min(NOISE_DRAWS, max(members, 2))
+        log(f"gap noise: {n_noise} replicate data sets at the point fit, scale {member_scale}")
+        G = np.array(list(tqdm(pmap(noise_gaps, [task(k) for k in range(n_noise)]),
+                               total=n_noise, desc="noise", unit="draw")))
+        gap_sd = np.maximum(G.std(axis=0, ddof=1), GAP_SD_FLOOR)
+        log(f"members: {members} parameter sets, {member_iterations} Gauss-Newton steps each at scale "
+            f"{member_scale}")
+        results = {}
+        tasks = [task(b, gap_w=1.0 / gap_sd ** 2) for b in range(1, members + 1)]
+        for b, v, d in tqdm(pmap(fit_member, tasks), total=members, desc="members", unit="set"):
+            results[b] = (v, d)
     t_mem = time.time() - t0 - t_fit - t_jac
     rows = [dict(central, member=CENTRAL, gap_rms_first=float(np.sqrt(np.mean(g0 ** 2))),
                  gap_rms_last=float(np.sqrt(np.mean(g0 ** 2))))]
@@ -249,10 +299,14 @@ def build(members: int = 200, fit_until: int = first_pass.DATA_END, seed: int = 
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "data_sha256": data_hash(),
         "method": "fixed-point moment matching point fit; ML negative-binomial / Dirichlet-multinomial "
                   "dispersions; Jacobian by common-random-number finite differences; members = parametric "
-                  "bootstrap data sets x triangular prior draws, refitted by Gauss-Newton on the per-child engine",
+                  "bootstrap data sets x triangular prior draws x weakly informative prior centres for the identified "
+                  "coordinates (randomised maximum likelihood), refitted by Gauss-Newton on the per-child engine "
+                  "with gaps weighted by their measured noise",
         "settings": {"members": members, "fit_until": fit_until, "seed": seed, "fit_iterations": fit_iterations,
                      "fit_scale": fit_scale, "member_scale": member_scale, "member_iterations": member_iterations},
         "identified": [c.key for c in coords], "priors_drawn": priors, "noise": noise.as_dict(),
+        "gap_noise_sd": dict(zip((c.key for c in coords), map(float, gap_sd))),
+        "identified_prior_sd": dict(zip((c.key for c in coords), map(float, sd))),
         "diagnostics": {"jacobian_condition": float(np.linalg.cond(J)),
                         "central_gap_rms": float(np.sqrt(np.mean(g0 ** 2))),
                         "member_gap_rms_last_median": float(table["gap_rms_last"][1:].median()),

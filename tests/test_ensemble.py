@@ -131,3 +131,64 @@ def test_discrepancy_groups_keep_their_keys_and_other_placements_has_one():
     p = {"trend.end_year": 2024, "disc.key": 5, "disc.other.sd": 0.3, "disc.residential.sd": 0.3}
     assert discrepancy(2024, p, "other") == 0.0
     assert discrepancy(2027, p, "other") != discrepancy(2027, p, "residential")
+
+
+def test_posterior_step_solves_the_linear_gaussian_member_in_one_step():
+    """With gaps linear in u (g = J (u - u_true) + e), one step from anywhere lands on the minimiser of
+    sum w g^2 + sum ((u - u_prior) / sd)^2, the randomised-maximum-likelihood member, solved here independently
+    as a stacked least-squares problem."""
+    gen = np.random.default_rng(5)
+    n = 6
+    J = gen.normal(size=(n, n))
+    J[:, -1] = J[:, 0] * 1e-6  # a ridge: the last coordinate barely moves the gaps
+    w = gen.uniform(50.0, 200.0, n)
+    sd = np.full(n, 10.0)  # wide enough that the step cap (2 sds) does not bind
+    u_true, e, u_prior, u0 = (gen.normal(size=n) for _ in range(4))
+    g0 = J @ (u0 - u_true) + e
+    u1 = u0 + ens.posterior_step(u0, u_prior, J, g0, w, sd)
+    A = np.vstack([np.sqrt(w)[:, None] * J, np.diag(1.0 / sd)])
+    b = np.concatenate([np.sqrt(w) * (J @ u_true - e), u_prior / sd])
+    want = np.linalg.lstsq(A, b, rcond=None)[0]
+    np.testing.assert_allclose(u1, want, rtol=1e-8, atol=1e-8)
+    assert abs(u1[-1] - u_prior[-1]) < 1e-3  # the ridge coordinate is held by its prior, not left to noise
+
+
+def test_posterior_step_is_shortened_as_a_whole():
+    """A step longer than STEP_CAP_SDS prior sds in some coordinate is scaled down keeping its direction."""
+    J = np.eye(3)
+    sd = np.array([0.1, 1.0, 1.0])
+    du = ens.posterior_step(np.zeros(3), np.zeros(3), J, np.array([5.0, 1.0, -2.0]), np.full(3, 1e6), sd)
+    assert np.max(np.abs(du) / (ens.STEP_CAP_SDS * sd)) == pytest.approx(1.0)
+    np.testing.assert_allclose(du / np.linalg.norm(du), -np.array([5.0, 1.0, -2.0]) / np.linalg.norm([5, 1, -2]),
+                               rtol=1e-4)
+
+
+def test_prior_sds_follow_the_register_by_coordinate_kind():
+    from calibration.parameters import load_register
+    reg = load_register()
+    coords = ens.coordinates(["care.to_adoption.base", "entry.trend", "capacity.friction"], 2024)
+    want = [reg[ens.PRIOR_SD_ROWS[k]]["value"] for k in ("level", "trend", "share")]
+    np.testing.assert_array_equal(ens.prior_sds(coords, reg), want)
+
+
+def test_perturbed_leaving_keeps_the_18s_consistent():
+    """A replicate's leaving cessations are its own cessations at 18 plus a draw of those before 18, so the
+    series the fit uses (leaving less the 18s) carries only its own noise: with near-Poisson dispersion its
+    yearly relative sd is about 1/sqrt(mean), not the difference of two independent large draws."""
+    gen = np.random.default_rng(9)
+    by_age = np.tile([100.0, 200.0, 300.0, 400.0, 500.0, 2000.0, 10000.0], (9, 1))
+    obs = {"ceased.leaving": by_age[:, -1] + 3000.0, "ceased.by_age": by_age}
+    noise = dispersion.NoiseModel()
+    for key in dispersion.COUNT_SERIES:
+        noise.k[key] = 1e7
+    noise.alpha["ceased.by_age"] = noise.alpha["started.by_age"] = 1e7
+    for key in dispersion.COUNT_SERIES:
+        obs.setdefault(key, np.full(9, 1000.0))
+    obs["started.by_age"] = np.tile([100.0, 200.0, 300.0, 400.0, 500.0], (9, 1))
+    before = np.concatenate([(lambda o: o["ceased.leaving"] - o["ceased.by_age"][:, -1])(
+        dispersion.perturb(obs, noise, gen)) for _ in range(200)])
+    # Poisson(3000): sd 54.8; a chi-square bound on the variance of 1,800 draws (99.9%)
+    n = before.size
+    lo, hi = stats.chi2.ppf([0.0005, 0.9995], n - 1) / (n - 1)
+    assert lo <= before.var(ddof=1) / 3000.0 <= hi
+    assert abs(before.mean() - 3000.0) < 4 * np.sqrt(3000.0 / n)
