@@ -31,13 +31,13 @@ from calibration import dfe
 from calibration.inputs import build, uasc_starts
 from calibration.parameters import base_parameters, load_register, resolve
 from sim.engine import Settings, YearTables, run_replicate, spin_up
-from sim.observe import CEASE_GROUPS, GROUP_2024_CATEGORIES, GROUP_2024_CODES
+from sim.observe import CEASE_GROUPS
 
 DATA_END = 2024                     # last year ending 31 March in the data
 MIN_FIT_UNTIL = 2017                # slopes need at least two flow years (2016 is the first)
 CURRENT_FROM = 2020                 # first year of the current placement scheme
 OLD_UNTIL = 2022                    # last year of the old placement scheme
-RECODED_YEAR = 2024                 # DfE recoded "other placements": the grouped count is the comparison
+RECODED_YEAR = 2024                 # DfE recoded supported accommodation / "other placements" (scored as a group)
 COVID_YEAR = 2021                   # year ending March 2021: reunification dips (care.reunified.year.2021)
 KINSHIP_YEAR = 2018                 # year of the 18% kinship share of foster (secondary figure)
 W = np.arange(2016, DATA_END + 1)   # flow years scored by the full fit
@@ -106,13 +106,14 @@ def observed_targets(fit_until: int = DATA_END) -> dict:
     res_semi = old("secure_childrens_homes_semi_independent")
     if fit_until >= CURRENT_FROM:
         t["stock.RESIDENTIAL_HOME"] = cur("secure_childrens_homes").loc[2020:min(2023, fit_until)].mean()
-        t["stock.sch_current"] = cur("secure_childrens_homes").loc[2020:min(2023, fit_until)].to_numpy(float)
+        # the friction's slope runs to the origin, 2024 included: the 2024 recoding moved children between
+        # supported accommodation and other placements (their sum 9,800 -> 10,100), not out of children's homes
+        # (K1/K2; data README, "2024 Other placements jump")
+        t["stock.sch_current"] = cur("secure_childrens_homes").loc[2020:fit_until].to_numpy(float)
         t["stock.SEMI_INDEPENDENT"] = (res_semi.loc[2020:end_old]
                                        - cur("secure_childrens_homes").loc[2020:end_old]).mean()
     else:  # no current-scheme split yet: match the old-scheme sum, keeping the register's ratio of the two
         t["stock.res_semi_mean"] = res_semi.loc[yrs_old].mean()
-    if fit_until >= RECODED_YEAR:  # DESIGN §2: the friction also answers the 2024 residential/semi/other grouping
-        t["stock.group_2024"] = float(sum(cur(c).loc[RECODED_YEAR] for c in GROUP_2024_CATEGORIES))
     t["stock.INDEPENDENT_LIVING"] = old("other_community").loc[yrs_old].mean()
     t["stock.RESIDENTIAL_OTHER"] = (old("other_residential") + old("residential_schools")).loc[yrs_old].mean()
     t["stock.PLACED_WITH_PARENTS"] = pd_mean(old("placed_with_parents").loc[yrs_old], cur("placed_with_parents"),
@@ -202,12 +203,9 @@ def simulated(params, seed: int, scale: float, fit_until: int = DATA_END) -> dic
     lo, hi = 2016, min(OLD_UNTIL, fit_until)
     s["stock.res_semi_mean"] = by_state[lo - 2015: hi + 1 - 2015][:, [S.RESIDENTIAL_HOME, S.SEMI_INDEPENDENT]].sum(
         axis=1).mean()
-    s["stock.sch_current"] = by_state[CURRENT_FROM - 2015: min(2023, fit_until) + 1 - 2015, S.RESIDENTIAL_HOME]
+    s["stock.sch_current"] = by_state[CURRENT_FROM - 2015: fit_until + 1 - 2015, S.RESIDENTIAL_HOME]
     s["stock.under_1"] = stock[yi][:, list(S.CARE_STATES), 0].sum(axis=(1, 2, 3))
     s["stock.uasc"] = stock[yi][..., 1, :][:, list(S.CARE_STATES)].sum(axis=(1, 2, 3))
-    if fit_until >= RECODED_YEAR:
-        s["stock.group_2024"] = by_state[RECODED_YEAR - 2015, GROUP_2024_CODES].sum()
-        s["stock.sch_2024"] = by_state[RECODED_YEAR - 2015, S.RESIDENTIAL_HOME]
     s["alive"] = r.alive
     return s
 
@@ -331,15 +329,10 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     if constrained(v):  # residential growth from the capacity constraint, no children's homes trend (DESIGN §2)
         v["dest.RESIDENTIAL_HOME.trend"] = 0.0
         trd("dest.SEMI_INDEPENDENT.trend", obs["stock.res_semi_old"], sim["stock.res_semi_old"])
-        # friction against the children's homes slope, on the logit, from 3 current-scheme years (fits to 2022 on):
-        # two years give one change, and its noise times FRICTION_GAIN made the 2021 fit wander (0.33-0.57)
+        # friction against the children's homes slope 2020 to the origin, on the logit, from 3 current-scheme years
+        # (fits to 2022 on): two years give one change, and its noise times FRICTION_GAIN made the 2021 fit wander
         if np.size(obs.get("stock.sch_current", ())) >= 3:
-            o_sch, s_sch = obs["stock.sch_current"], sim["stock.sch_current"]
-            if "stock.group_2024" in obs:  # 2024 point: the grouped count less the simulated rest of the group
-                rest = sim["stock.group_2024"] - sim["stock.sch_2024"]
-                o_sch = np.append(o_sch, max(obs["stock.group_2024"] - rest, 1.0))
-                s_sch = np.append(s_sch, sim["stock.sch_2024"])
-            g = slope(o_sch) - slope(s_sch)
+            g = slope(obs["stock.sch_current"]) - slope(sim["stock.sch_current"])
             q = float(np.clip(v["capacity.friction"], 1e-4, 0.99))
             u = np.log(q / (1 - q)) + float(np.clip(FRICTION_GAIN * damp * g, -FRICTION_STEP, FRICTION_STEP))
             v["capacity.friction"] = float(np.clip(1 / (1 + np.exp(-u)), 1e-4, 0.99))

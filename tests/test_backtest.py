@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from calibration import backtest as bt
-from calibration import first_pass
+from calibration import dfe, first_pass
 from sim import cli, observe
 
 ORIGIN, TO = 2019, 2021
@@ -127,12 +127,16 @@ def test_backtest_set_rejects_bad_overrides(tmp_path, capsys, item, needle):
 @pytest.mark.parametrize("fit_until", [2019, 2021, 2023, 2024])
 def test_first_pass_placement_targets_by_origin(fit_until):
     """Origins from 2020 match children's homes and semi-independent separately (the current-scheme split);
-    earlier ones their old-scheme sum; only a fit to 2024 sees the 2024 residential/semi/other grouping."""
+    earlier ones their old-scheme sum; the friction's children's homes series runs from 2020 to the origin, 2024
+    included (the 2024 recoding moved children between supported accommodation and other placements only)."""
     t = first_pass.observed_targets(fit_until)
     split = fit_until >= first_pass.CURRENT_FROM
     assert ("stock.SEMI_INDEPENDENT" in t) == split and ("stock.RESIDENTIAL_HOME" in t) == split
     assert ("stock.res_semi_mean" in t) == (not split)
-    assert ("stock.group_2024" in t) == (fit_until >= first_pass.RECODED_YEAR)
+    assert ("stock.sch_current" in t) == split
+    if split:
+        assert list(t["stock.sch_current"]) == list(dfe.series("national_cla_31mar.csv", "placement",
+                                                               "secure_childrens_homes", "current").loc[2020:fit_until])
     assert len(t["stock.uasc"]) == fit_until - 2015
 
 
@@ -211,7 +215,6 @@ def test_friction_needs_three_current_years_and_takes_bounded_steps(fit_until, f
     sim = first_pass.simulated(resolve(v), 7, 0.02, fit_until)
     flat = obs["stock.sch_current"][0]
     sim["stock.sch_current"] = flat * np.ones_like(obs["stock.sch_current"])  # simulated homes flat, observed rise
-    sim["stock.sch_2024"] = sim["stock.group_2024"] = flat                     # (and 2024: no rest of the group)
     q0 = v["capacity.friction"]
     gaps = first_pass.update(v, obs, sim, damp=1.0)
     assert ("capacity.friction" in gaps) == fitted
