@@ -24,7 +24,7 @@ import pandas as pd
 from calibration import first_pass
 from calibration.parameters import load_register
 from calibration.inputs import uasc_arrivals
-from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024, GROUP_2024_CATEGORIES, OLD, TOTAL
+from sim.observe import ALL, CURRENT, ENGLAND, GROUP_2024, GROUP_2024_CATEGORIES, OLD, RECODED_YEAR, TOTAL
 
 COLUMNS = ["method", "origin", "year", "horizon", "measure", "scheme", "category", "age_band", "uasc", "la",
            "observed", "q05", "q25", "q50", "q75", "q95", "abs_pct_error", "inside_50", "inside_90"]
@@ -33,7 +33,6 @@ SERIES = ["measure", "scheme", "category", "age_band", "uasc", "la"]
 NAIVE_YEARS = 3
 CURRENT_FROM = first_pass.CURRENT_FROM
 LAST_YEAR = first_pass.DATA_END
-RECODED_YEAR = first_pass.RECODED_YEAR
 FIT_SEED = 20150331
 RUN_SEED = 20240331
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from calibration.report import matched
-from sim.observe import ALL, CURRENT, GROUP_2024_CATEGORIES, OLD, TOTAL, area_of
+from sim.observe import ALL, CURRENT, GROUP_2024, GROUP_2024_CATEGORIES, OLD, RECODED_YEAR, TOTAL, area_of
 
 FIRST_STOCK, FIRST_FLOW = 2015, 2016  # the initial stock is 31 March 2015; flows are for years ending March 2016+
 COLUMNS = ["check", "year", "scheme", "category", "age_band", "observed", "simulated", "error", "unit",
@@ -28,7 +28,6 @@ SHARE_TOLERANCE = 2.0  # percentage points
 # recoding, the grouping of residential, semi-independent and other placements, each within 5% of DfE
 RESIDENTIAL_CHECK = "residential (capacity)"
 RESIDENTIAL_TOLERANCE = 5.0
-RECODED_YEAR = 2024  # DfE recoded "other placements" in 2024: from then the grouping is the published comparison
 RECODED = set(GROUP_2024_CATEGORIES)  # current-scheme categories inside the grouping
 
 
@@ -48,7 +47,7 @@ def _residential(m: pd.DataFrame, fit_until: int) -> pd.DataFrame:
     """Secure and children's homes 2020-2023 and the 2024 grouping: percent error of the median."""
     cla = m[(m["measure"] == "cla_31mar") & (m["scheme"] == CURRENT) & (m["age_band"] == ALL)]
     d = cla[((cla["category"] == "secure_childrens_homes") & cla["year"].between(2020, min(2023, fit_until)))
-            | ((cla["category"] == "residential_supported_other") & (cla["year"] == RECODED_YEAR)
+            | ((cla["category"] == GROUP_2024) & (cla["year"] == RECODED_YEAR)
                & (cla["year"] <= fit_until))].sort_values("year")
     return pd.DataFrame({"check": RESIDENTIAL_CHECK, "year": d["year"], "scheme": d["scheme"],
                          "category": d["category"], "age_band": d["age_band"], "observed": d["observed"],

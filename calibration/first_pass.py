@@ -37,7 +37,6 @@ DATA_END = 2024                     # last year ending 31 March in the data
 MIN_FIT_UNTIL = 2017                # slopes need at least two flow years (2016 is the first)
 CURRENT_FROM = 2020                 # first year of the current placement scheme
 OLD_UNTIL = 2022                    # last year of the old placement scheme
-RECODED_YEAR = 2024                 # DfE recoded supported accommodation / "other placements" (scored as a group)
 COVID_YEAR = 2021                   # year ending March 2021: reunification dips (care.reunified.year.2021)
 KINSHIP_YEAR = 2018                 # year of the 18% kinship share of foster (secondary figure)
 W = np.arange(2016, DATA_END + 1)   # flow years scored by the full fit

@@ -52,6 +52,7 @@ ALL, TOTAL, ENGLAND = "all", "total", "ENG"
 MODEL, OLD, CURRENT = "model", "dfe_old", "dfe_current"
 UASC_LABELS = ("non_uasc", "uasc")  # index = the child's UASC flag
 GROUP_2024 = "residential_supported_other"
+RECODED_YEAR = 2024  # DfE recoded supported accommodation / "other placements": the grouping is the comparison
 
 # DfE cessation reasons, harmonised into groups that the model's reasons map onto one to one (or many to one)
 CEASE_GROUPS: dict[str, tuple[str, ...]] = {
