@@ -20,7 +20,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from calibration import criteria  # noqa: E402
+from calibration import boundaries, criteria  # noqa: E402
 from calibration.parameters import load_register  # noqa: E402
 from calibration.report import matched  # noqa: E402
 from agents.attributes import AGE_LABELS5, AGE_LABELS7  # noqa: E402
@@ -99,13 +99,19 @@ def _series_title(key: tuple) -> str:
     return textwrap.fill(title, 44)
 
 
-def _fan(ax, sim: pd.DataFrame, obs: pd.DataFrame, title: str, fit_until: int) -> None:
-    """90% and 50% bands, median, DfE points, and a dotted line at the end of the fitted years."""
+def _fan(ax, sim: pd.DataFrame, obs: pd.DataFrame, title: str, fit_until: int, own_from: int | None = None) -> None:
+    """90% and 50% bands, median, DfE points, and a dotted line at the end of the fitted years. Points before
+    ``own_from`` (an authority created after 2015) are its predecessors' counts x population share: hollow."""
     x = sim["year"].to_numpy(dtype=float)
     ax.fill_between(x, sim["q05"], sim["q95"], color="tab:blue", alpha=0.18, lw=0, label="90% band")
     ax.fill_between(x, sim["q25"], sim["q75"], color="tab:blue", alpha=0.35, lw=0, label="50% band")
     ax.plot(x, sim["q50"], color="tab:blue", lw=1.4, label="median")
-    ax.plot(obs["year"].to_numpy(dtype=float), obs["observed"], "o", color="black", ms=3, label="DfE")
+    early = obs["year"] < own_from if own_from else pd.Series(False, index=obs.index)
+    ax.plot(obs.loc[~early, "year"].to_numpy(dtype=float), obs.loc[~early, "observed"], "o", color="black", ms=3,
+            label="DfE")
+    if early.any():
+        ax.plot(obs.loc[early, "year"].to_numpy(dtype=float), obs.loc[early, "observed"], "o", mfc="none",
+                color="black", ms=3, label="predecessors x population share")
     ax.axvline(fit_until, color="grey", ls=":", lw=0.8)
     ax.set_title(title, fontsize=8)
     ax.grid(alpha=0.3, lw=0.5)
@@ -119,6 +125,7 @@ def series_figures(folder: Path, summary: pd.DataFrame, fit_until: int) -> list[
     area = area_of(summary)
     nat = summary[(summary["la"] == area)]
     m = matched(nat, area)
+    own = boundaries.own_from(area) if area != "ENG" else None
     out = []
     for name, (title, rule) in FAMILIES.items():
         d = m[rule(m)]
@@ -127,7 +134,7 @@ def series_figures(folder: Path, summary: pd.DataFrame, fit_until: int) -> list[
         for page, chunk, fig, axes in pages:
             for ax, key in zip(axes, chunk):
                 sel = lambda df: df[(df[SERIES_KEYS] == pd.Series(key, index=SERIES_KEYS)).all(axis=1)]  # noqa: E731
-                _fan(ax, sel(nat).sort_values("year"), sel(d), _series_title(key), fit_until)
+                _fan(ax, sel(nat).sort_values("year"), sel(d), _series_title(key), fit_until, own)
             handles, labels = next(iter(fig.axes)).get_legend_handles_labels()
             fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
             fig.suptitle(title, fontsize=11)

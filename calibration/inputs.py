@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from calibration import dfe
+from calibration import boundaries, dfe
 
 START_YEAR = 2015   # the stock date: 31 March 2015
 DATA_END = 2024
@@ -35,13 +35,11 @@ def population_by_age(code: str | None = None) -> dict[int, np.ndarray]:
     pop = dfe.read("population_0_17.csv")
     if code is None:
         eng = pop[(pop["geographic_level"] == "National") & (pop["sex"] == "persons")]
+        tot = eng[eng["source"] == "POP_DFE"].drop_duplicates("year").set_index("year")["value"]
     else:
         eng = pop[(pop["geographic_level"] == "Local authority") & (pop["area_code"] == code)
                   & (pop["sex"] == "persons")]
-        if eng.empty:
-            raise dfe.DataError(f"calibration/data/dfe/population_0_17.csv: field 'area_code': no population for "
-                                f"local authority {code!r}")
-    tot = eng[eng["source"] == "POP_DFE"].drop_duplicates("year").set_index("year")["value"]
+        tot = boundaries.population_totals(code)  # a clear error for an unknown code
     single = eng[eng["source"].isin(["POP_MYE22", "POP_MYE23"]) & (eng["age"] != "0-17")].copy()
     single["age"] = single["age"].astype(int)
     shares = single.pivot_table(index="age", columns="year", values="value").mean(axis=1)
@@ -130,6 +128,9 @@ def local(code: str) -> ModelInputs:
       Scheme's aim is UASC at 0.1% of each LA's child population: a labelled assumption, DESIGN §2);
     * CIN and CPP at 31 March 2015 by the LA's share of England's children in care in 2015 (CIN and CLA rates
       move together across LAs: an assumption; the LA calibration fits care entry to the LA's own starts).
+
+    An authority created after 2015 starts from its predecessors' 2015 stock times its population share
+    (``calibration.boundaries``); the local fit scales that stock (``la.mapped.stock``).
     """
     from sim.observe import local_rows
     d = local_rows(code)
@@ -138,8 +139,8 @@ def local(code: str) -> ModelInputs:
     if total.empty or not total.notna().all():
         have = sorted(set(d["year"]))
         raise dfe.DataError(f"calibration/data/dfe/la_cla.csv: local authority {code!r} has no CLA total for "
-                            f"31 March {START_YEAR} (years {have[0]}-{have[-1]}: a boundary change); local runs "
-                            f"start from the {START_YEAR} stock, so this authority cannot be simulated yet")
+                            f"31 March {START_YEAR} (years {have[0]}-{have[-1]}); local runs start from the "
+                            f"{START_YEAR} stock")
     total = float(total.iloc[0])
     nat = build()
     old = y[(y["measure"] == "placement") & (y["scheme"] == "old")]
@@ -157,6 +158,8 @@ def local(code: str) -> ModelInputs:
         init_cin=nat.init_cin * share_cla,
         init_cpp=nat.init_cpp * share_cla,
         notes=[f"local authority {code}: UASC by child-population share {share_children:.5f}; CIN/CPP 2015 by "
-               f"share of England's CLA {share_cla:.5f}"],
+               f"share of England's CLA {share_cla:.5f}"]
+        + ([f"created after {START_YEAR}: counts and population {boundaries.source_note(code)}; the 2015 stock "
+            f"is scaled by exp(la.mapped.stock)"] if boundaries.change_of(code) else []),
         area=code, uasc_share=share_children,
     )

@@ -3,7 +3,10 @@
 Model. An LA's parameters are England's (each member of the national ensemble) plus LA effects theta on a few
 coordinates (``COORDINATES``: entry level and trend, reunification level and trend, adoption, SGO/CAO, leaving
 care at 16-17, UASC transfers out and UASC arrivals, the residential placement weight), all on the log scale. The LA's own population and 31 March 2015 stock are
-inputs (``calibration.inputs.local``).
+inputs (``calibration.inputs.local``). An authority created after 2015 (``calibration.boundaries``) has its
+earlier years mapped from its predecessors by population share, and one more effect, ``mapping``
+(``la.mapped.stock``): the log ratio of its true 2015 stock to the mapped one, which also divides the simulated
+counts of the mapped years (prior sd ``la.pool.mapping.sd``); its own years identify it.
 
 Fit. Maximum a posteriori theta under
   * a negative-binomial likelihood of the LA's published counts (``local_data.targets``; sizes k from the
@@ -65,18 +68,26 @@ COORDINATES = (
     LocalCoordinate("residential", ("dest.RESIDENTIAL_HOME.base", "dest.SEMI_INDEPENDENT.base"), 0.15,
                     ("residential",)),
 )
+MAPPING = LocalCoordinate("mapping", ("la.mapped.stock",), 0.1, ("cla", "started", "ceased"))
 DISC_GROUPS = ("entry", "exit", "residential")
 UASC_SD = "la.pool.uasc.sd"   # register prior: LA spread of UASC arrivals (not published by LA)
+MAPPING_SD = "la.pool.mapping.sd"   # register prior: successor's care share vs population share of its predecessors
 
 
 class LocalError(ValueError):
     """A local calibration cannot run as asked; the message says why and what to do."""
 
 
-def shifted(params: dict, theta: np.ndarray) -> dict:
+def coordinates_for(targets: list[D.Target]) -> tuple[LocalCoordinate, ...]:
+    """The LA effects fitted: ``COORDINATES``, and ``MAPPING`` for an authority whose early years are mapped
+    from its predecessors."""
+    return COORDINATES + ((MAPPING,) if any(t.mapped for t in targets) else ())
+
+
+def shifted(params: dict, theta: np.ndarray, coords=COORDINATES) -> dict:
     """England's parameters with the LA effects added (every coordinate is on the log scale)."""
     out = dict(params)
-    for c, t in zip(COORDINATES, theta):
+    for c, t in zip(coords, theta):
         for n in c.names:
             out[n] = float(out[n]) + float(t)
     return out
@@ -89,7 +100,9 @@ def fit_scale(inputs, fit_cla: float = FIT_CLA) -> float:
 
 
 def simulate(params: dict, inputs, seed: int, scale: float, fit_until: int, targets: list[D.Target]) -> np.ndarray:
-    """The engine's expected value of each target (one replicate at ``scale``, counts per real LA)."""
+    """The engine's expected value of each target (one replicate at ``scale``, counts per real LA). A mapped
+    target (a year before the authority existed) is the simulated count divided by exp(``la.mapped.stock``): the
+    population-share estimate, not the authority's own count."""
     from calibration.parameters import resolve
     from sim import engine, observe
     params = resolve(params)
@@ -100,7 +113,9 @@ def simulate(params: dict, inputs, seed: int, scale: float, fit_until: int, targ
     df = observe.tidy(res, "fit", 0, 0, area=inputs.area)
     df = df[(df["age_band"] == "all") & (df["uasc"] == "all")]
     look = dict(zip(zip(df["year"], df["measure"], df["scheme"], df["category"]), df["value"]))
-    return np.array([look[(t.year, t.measure, t.scheme, t.category)] for t in targets], dtype=float)
+    ratio = float(np.exp(-params.get(MAPPING.names[0], 0.0)))
+    return np.array([look[(t.year, t.measure, t.scheme, t.category)] * (ratio if t.mapped else 1.0)
+                     for t in targets], dtype=float)
 
 
 @dataclass
@@ -134,13 +149,13 @@ class Problem:
         return float(self.neg_log_lik(self.mu(theta)).sum() + 0.5 * np.sum((theta / self.tau) ** 2))
 
 
-def _bounds(tau: np.ndarray) -> list[tuple[float, float]]:
-    return [(-max(BOUND_SDS * t, c.step * 2), max(BOUND_SDS * t, c.step * 2)) for t, c in zip(tau, COORDINATES)]
+def _bounds(tau: np.ndarray, coords) -> list[tuple[float, float]]:
+    return [(-max(BOUND_SDS * t, c.step * 2), max(BOUND_SDS * t, c.step * 2)) for t, c in zip(tau, coords)]
 
 
-def map_fit(prob: Problem, start: np.ndarray) -> np.ndarray:
+def map_fit(prob: Problem, start: np.ndarray, coords=COORDINATES) -> np.ndarray:
     """Maximum a posteriori theta of the linearised problem (L-BFGS-B within the bounds)."""
-    r = optimize.minimize(prob.objective, start, method="L-BFGS-B", bounds=_bounds(prob.tau))
+    r = optimize.minimize(prob.objective, start, method="L-BFGS-B", bounds=_bounds(prob.tau, coords))
     return np.asarray(r.x, dtype=float)
 
 
@@ -176,17 +191,20 @@ def build(code: str, national: pd.DataFrame, members: int = 200, fit_until: int 
     tau_by = D.pooling_sds(D.FIRST_FLOW, fit_until)
     k_by = D.noise_k(D.FIRST_FLOW, fit_until)
     from calibration.parameters import base_parameters
-    tau_by = {**tau_by, "uasc": float(base_parameters()[UASC_SD])}
-    tau = np.array([max(tau_by[c.key], 1e-3) for c in COORDINATES])
+    register = base_parameters()
+    tau_by = {**tau_by, "uasc": float(register[UASC_SD]), "mapping": float(register[MAPPING_SD])}
+    coords = coordinates_for(targets)
+    tau = np.array([max(tau_by[c.key], 1e-3) for c in coords])
     scale = fit_scale(inputs, fit_cla)
-    n = len(COORDINATES)
+    n = len(coords)
     log(f"{code} {inputs.la_names[0]}: {len(targets)} targets ({sum(t.censored for t in targets)} censored), "
-        f"fit scale {scale:g}")
-    run = lambda th: simulate(shifted(central, th), inputs, seed, scale, fit_until, targets)  # noqa: E731
+        f"fit scale {scale:g}" + (f"; {sum(t.mapped for t in targets)} mapped from predecessors" if n > len(COORDINATES)
+                                  else ""))
+    run = lambda th: simulate(shifted(central, th, coords), inputs, seed, scale, fit_until, targets)  # noqa: E731
     mu0 = run(np.zeros(n))
     floor = 0.5 / scale
     J = np.zeros((len(targets), n))
-    for j, c in enumerate(COORDINATES):
+    for j, c in enumerate(coords):
         e = np.eye(n)[j] * c.step
         J[:, j] = (np.log(np.maximum(run(e), floor)) - np.log(np.maximum(run(-e), floor))) / (2 * c.step)
     t_jac = time.time() - t0
@@ -196,13 +214,13 @@ def build(code: str, national: pd.DataFrame, members: int = 200, fit_until: int 
     history = [{"iteration": 0, "theta": [0.0] * n, "engine_objective": prob.objective(np.zeros(n))}]
     theta = np.zeros(n)
     for it in range(1, OUTER + 1):
-        theta = map_fit(prob, theta)
+        theta = map_fit(prob, theta, coords)
         prob.mu0, prob.theta0 = run(theta), theta.copy()  # re-centre on the engine at the new estimate
         history.append({"iteration": it, "theta": [round(float(x), 5) for x in theta],
                         "engine_objective": prob.objective(theta)})
         log(f"  outer {it}: objective {history[-1]['engine_objective']:.1f}, "
-            + ", ".join(f"{c.key} {x:+.3f}" for c, x in zip(COORDINATES, theta)))
-    theta = map_fit(prob, theta)
+            + ", ".join(f"{c.key} {x:+.3f}" for c, x in zip(coords, theta)))
+    theta = map_fit(prob, theta, coords)
     cov = posterior_cov(prob, theta)
     sd = np.sqrt(np.diag(cov))
     t_fit = time.time() - t0
@@ -211,18 +229,18 @@ def build(code: str, national: pd.DataFrame, members: int = 200, fit_until: int 
     draws = gen.multivariate_normal(theta, cov, size=members, method="eigh")
     nat_members = sorted(int(m) for m in national["member"] if m != ens.CENTRAL) or [ens.CENTRAL]
     extra = D.discrepancy_extra_sds(D.FIRST_FLOW, fit_until)
-    rows = [{"member": ens.CENTRAL, **shifted(central, theta)}]
+    rows = [{"member": ens.CENTRAL, **shifted(central, theta, coords)}]
     for b in range(1, members + 1):
-        p = shifted(ens.member_params(national, nat_members[(b - 1) % len(nat_members)]), draws[b - 1])
+        p = shifted(ens.member_params(national, nat_members[(b - 1) % len(nat_members)]), draws[b - 1], coords)
         for g in DISC_GROUPS:
             p[f"disc.{g}.sd"] = float(np.hypot(p.get(f"disc.{g}.sd", 0.0), extra[g]))
         rows.append({"member": b, **p})
     table = pd.DataFrame(rows)  # every register parameter (England's table may lack the local-only ones)
-    names = [n for c in COORDINATES for n in c.names]
+    names = [n for c in coords for n in c.names]
     manifest = {
         "area": code, "la_name": inputs.la_names[0],
         "method": ("local authority: England's ensemble members plus LA effects on "
-                   + ", ".join(c.key for c in COORDINATES) + "; MAP under a negative-binomial likelihood of the "
+                   + ", ".join(c.key for c in coords) + "; MAP under a negative-binomial likelihood of the "
                    "LA's DfE counts (suppressed cells censored) and a normal partial-pooling prior (between-LA "
                    "sds of crude rates), engine linearised with CRN central differences and re-centred "
                    f"{OUTER} times; members from the Laplace approximation (calibration/local.py)"),
@@ -233,9 +251,10 @@ def build(code: str, national: pd.DataFrame, members: int = 200, fit_until: int 
             "coordinates": {c.key: {"parameters": list(c.names), "identified_by": list(c.identified_by),
                                     "pooling_sd": float(t), "map": float(x), "posterior_sd": float(s),
                                     "shrinkage_sd_ratio": float(s / t)}
-                            for c, t, x, s in zip(COORDINATES, tau, theta, sd)},
+                            for c, t, x, s in zip(coords, tau, theta, sd)},
             "posterior_cov": cov.round(8).tolist(),
             "targets": len(targets), "censored": int(sum(t.censored for t in targets)),
+            "mapped": int(sum(t.mapped for t in targets)),
             "history": history, "inputs_note": inputs.notes,
         },
         "noise": {"negative_binomial_k": {f: float(v) for f, v in k_by.items()},

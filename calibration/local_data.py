@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from calibration import dfe
+from calibration import boundaries, dfe
 from sim.observe import CEASE_GROUPS, TOTAL
 
 FIRST_FLOW = 2016        # flows are published for years ending March 2014 on; the model's first flow year is 2016
@@ -47,6 +47,7 @@ class Target:
     category: str
     lo: float
     hi: float
+    mapped: bool = False   # a year before the authority existed: its predecessors' count x population share
 
     @property
     def censored(self) -> bool:
@@ -54,9 +55,12 @@ class Target:
 
 
 def _raw(code: str | None = None) -> pd.DataFrame:
+    """All LAs' rows as published, or one LA's (an authority created after 2015 with its mapped earlier years)."""
+    if code is not None:
+        from sim.observe import local_rows
+        return local_rows(code)
     la = dfe.read("la_cla.csv")
-    d = la[la["geographic_level"] == "Local authority"]
-    return d if code is None else d[d["new_la_code"] == code]
+    return la[la["geographic_level"] == "Local authority"]
 
 
 def _interval(rows: pd.DataFrame, cats, total: float) -> tuple[float, float] | None:
@@ -74,8 +78,11 @@ def _interval(rows: pd.DataFrame, cats, total: float) -> tuple[float, float] | N
 
 
 def targets(code: str, fit_until: int) -> list[Target]:
-    """The calibration targets of one LA for the years to ``fit_until`` (see the module docstring)."""
+    """The calibration targets of one LA for the years to ``fit_until`` (see the module docstring); for an
+    authority created after 2015 the years before its first are its predecessors' counts mapped by population
+    share (``calibration.boundaries``), marked ``mapped``."""
     d = _raw(code)
+    own_from = boundaries.own_from(code) or FIRST_FLOW
     out: list[Target] = []
 
     def total_of(rows):
@@ -88,20 +95,21 @@ def targets(code: str, fit_until: int) -> list[Target]:
             v = y.loc[y["measure"] == measure, "value"]
             if len(v) and v.notna().iloc[0]:
                 tidy = "cla_31mar" if measure == "total" else measure
-                out.append(Target(fam, year, tidy, "dfe_current", TOTAL, float(v.iloc[0]), float(v.iloc[0])))
+                out.append(Target(fam, year, tidy, "dfe_current", TOTAL, float(v.iloc[0]), float(v.iloc[0]),
+                                  year < own_from))
         reasons = y[y["measure"] == "ceased_by_reason"]
         if len(reasons):
             for fam in REASON_FAMILIES:
                 iv = _interval(reasons, CEASE_GROUPS[fam], total_of(reasons))
                 if iv is not None:
-                    out.append(Target(fam, year, "ceased", "dfe_current", fam, *iv))
+                    out.append(Target(fam, year, "ceased", "dfe_current", fam, *iv, year < own_from))
         scheme, cats, tidy_scheme, cat = (("current", RES_CURRENT, "dfe_current", RES_CURRENT[0])
                                           if year >= CURRENT_FROM else ("old", RES_OLD, "dfe_old", RES_OLD[0]))
         p = y[(y["measure"] == "placement") & (y["scheme"] == scheme)]
         if len(p):
             iv = _interval(p, cats, total_of(p))
             if iv is not None:
-                out.append(Target("residential", year, "cla_31mar", tidy_scheme, cat, *iv))
+                out.append(Target("residential", year, "cla_31mar", tidy_scheme, cat, *iv, year < own_from))
     if not any(t.family == "cla" for t in out):
         raise dfe.DataError(f"calibration/data/dfe/la_cla.csv: local authority {code!r} has no published CLA "
                             f"totals for {FIRST_FLOW}-{fit_until}")

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from calibration import boundaries  # noqa: E402
 from calibration.calibration_report import _fan  # noqa: E402
 from sim.observe import ALL, TOTAL, observed  # noqa: E402
 
@@ -40,9 +41,13 @@ def figure(folders: list[Path], out: Path) -> Path:
                                & (d["age_band"] == ALL) & (d["uasc"] == ALL) & (d["la"] == area)].sort_values("year")
             sim = pick(s)
             _fan(ax, sim[sim["year"] >= (2016 if measure != "cla_31mar" else 2015)], pick(o),
-                 f"{man.get('la_name', area)}: {title}", fit_until)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+                 f"{man.get('la_name', area)}: {title}", fit_until, boundaries.own_from(area))
+    handles, labels = {}, {}
+    for ax in axes[:, 0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    handles, labels = list(handles.values()), list(handles)
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     fig.suptitle("Local calibrations: DfE (points) against the ensemble check run (median, 50% and 90% bands)",
                  fontsize=11)
     fig.tight_layout(rect=(0, 0.04, 1, 0.96))
@@ -52,8 +57,9 @@ def figure(folders: list[Path], out: Path) -> Path:
 
 
 def scores(folders: list[Path]) -> pd.DataFrame:
-    """Per LA and series (CLA total, starts, cessations; 2016 to the fit year): mean absolute % error of the check
-    run's median against DfE, and the years whose DfE value lies inside the 90% band (the docs' LA table)."""
+    """Per LA and series (CLA total, starts, cessations; 2016, or an authority's own first year, to the fit year):
+    mean absolute % error of the check run's median against DfE, and the years whose DfE value lies inside the
+    90% band (the docs' LA table). Mapped years are left out: they are estimates from the predecessors."""
     rows = []
     for folder in folders:
         man = json.loads((folder / "ensemble.json").read_text())
@@ -63,7 +69,8 @@ def scores(folders: list[Path]) -> pd.DataFrame:
         for measure in ("cla_31mar", "started", "ceased"):
             pick = lambda d: d[(d["measure"] == measure) & (d["scheme"] == "dfe_current")  # noqa: E731
                                & (d["category"] == TOTAL) & (d["age_band"] == ALL) & (d["uasc"] == ALL)
-                               & d["year"].between(2016, fit_until)].set_index("year")
+                               & d["year"].between(max(2016, boundaries.own_from(area) or 0), fit_until)
+                               ].set_index("year")
             m = pick(s).join(pick(o)["value"], how="inner")
             rows.append({"la": f"{man.get('la_name', area)} {area}", "series": measure,
                          "mean_abs_pct_error": float(((m["q50"] / m["value"] - 1).abs() * 100).mean()),

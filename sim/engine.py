@@ -359,14 +359,17 @@ AGE5_OF_7 = A.AGE7_TO_AGE5
 
 
 def initial_targets(params, inputs: ModelInputs, pool: Population, scale: float) -> np.ndarray:
-    """Target counts by (state, age band 5, uasc) for 31 March 2015: CLA raked to DfE margins, the rest scaled."""
+    """Target counts by (state, age band 5, uasc) for 31 March 2015: CLA raked to DfE margins, the rest scaled.
+    An LA created after 2015 has margins mapped from its predecessors: ``la.mapped.stock`` (log, fitted by the
+    local calibration; 0 elsewhere) scales all of them."""
     m = pool.alive_mask()
     st = pool.state[: pool.n_used][m].astype(np.int64)
     ab = AGE5_OF_7[A.AGE_BAND_OF_MONTH[pool.age[: pool.n_used][m]]]
     ua = ((pool.flags[: pool.n_used][m] & A.FLAG_UASC) > 0).astype(np.int64)
     seed = np.zeros((S.N_STATES, 5, 2))
     np.add.at(seed, (st, ab, ua), 1.0)
-    old = inputs.init_cla_old
+    stock = float(np.exp(params.get("la.mapped.stock", 0.0)))
+    old = {k: v * stock for k, v in inputs.init_cla_old.items()}
     ks = params["init.kinship_share_of_foster"]
     hs = params["init.homes_share_of_secure_ch_semi"]
     by_state = np.zeros(S.N_STATES)
@@ -382,18 +385,18 @@ def initial_targets(params, inputs: ModelInputs, pool: Population, scale: float)
     cla = by_state[CARE].sum()
     ages = np.array([inputs.init_age[k] for k in A.AGE_LABELS5])
     ages = ages / ages.sum() * cla
-    uasc = np.array([cla - inputs.init_uasc, inputs.init_uasc])
+    uasc = np.array([cla - inputs.init_uasc * stock, inputs.init_uasc * stock])
     raked = ipf(seed[CARE], [(0, by_state[CARE]), (1, ages), (2, uasc)])
     out = seed.copy()
     out[CARE] = raked
     ratio_cla = cla / max(seed[CARE].sum(), 1.0)
     for s in (S.RETURNED_HOME, S.KINSHIP_ORDER):  # not published: scaled with the care stock
         out[s] = seed[s] * ratio_cla
-    out[S.EDGE_OF_CARE] = seed[S.EDGE_OF_CARE] / max(seed[S.EDGE_OF_CARE].sum(), 1.0) * inputs.init_cpp
+    out[S.EDGE_OF_CARE] = seed[S.EDGE_OF_CARE] / max(seed[S.EDGE_OF_CARE].sum(), 1.0) * inputs.init_cpp * stock
     # DfE's CIN count includes returned-home children whose case is still open: they are not AT_HOME
     returned = st == S.RETURNED_HOME
     open_cases = np.count_nonzero(returned & (pool.epi[: pool.n_used][m] < params["returned_home.cin_months"]))
-    at_home = inputs.init_cin - inputs.init_cpp - cla - open_cases * ratio_cla
+    at_home = (inputs.init_cin - inputs.init_cpp) * stock - cla - open_cases * ratio_cla
     out[S.AT_HOME] = seed[S.AT_HOME] / max(seed[S.AT_HOME].sum(), 1.0) * at_home
     return out * scale
 

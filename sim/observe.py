@@ -413,13 +413,16 @@ def area_of(summary: pd.DataFrame) -> str:
 
 
 def local_rows(code: str) -> pd.DataFrame:
-    """One local authority's rows of ``la_cla.csv`` (2024 code), or a clear error for an unknown code."""
+    """One local authority's rows of ``la_cla.csv`` (2024 code), or a clear error for an unknown code. An
+    authority created after 2015 gets its earlier years from its predecessors by population share
+    (``calibration.boundaries``; those rows' ``source`` starts with 'mapped')."""
+    from calibration import boundaries
     la = dfe.read("la_cla.csv")
     d = la[(la["geographic_level"] == "Local authority") & (la["new_la_code"] == code)]
     if d.empty:
         raise dfe.DataError(f"calibration/data/dfe/la_cla.csv: field 'new_la_code': no local authority {code!r} "
                             f"(use a 2024 ONS code such as E06000017; `caresim calibrate --help` lists how to find them)")
-    return d
+    return boundaries.with_predecessors(d, code)
 
 
 def _obs_local(code: str) -> list[pd.DataFrame]:
