@@ -41,7 +41,8 @@ def figure(folders: list[Path], out: Path) -> Path:
                                & (d["age_band"] == ALL) & (d["uasc"] == ALL) & (d["la"] == area)].sort_values("year")
             sim = pick(s)
             _fan(ax, sim[sim["year"] >= (2016 if measure != "cla_31mar" else 2015)], pick(o),
-                 f"{man.get('la_name', area)}: {title}", fit_until, boundaries.own_from(area))
+                 f"{man.get('la_name', area)}:" + ("\n" if len(man.get("la_name", area)) > 20 else " ") + title,
+                 fit_until, boundaries.own_from(area))
     handles, labels = {}, {}
     for ax in axes[:, 0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
