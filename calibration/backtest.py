@@ -11,12 +11,19 @@ average annual growth of the three years to Y1, ``(x_Y1 / x_{Y1-3}) ** (1/3)``, 
 first published less than three years before Y1 uses the years it has; one with a single year gets no naive
 row). Its quantiles all equal that point, so its bands hit only on an exact match.
 
+Local authorities (``las``, ``caresim backtest --la CODE[,CODE...]``, origins from 2018): at each origin the
+national ensemble fitted up to it (once for all the LAs), each LA's own fit on top (``calibration/local.py``,
+same fit year, pooling statistics from data to the origin), its members projected at the LA's real size, and
+each LA's CLA total, starts and ceased scored. An authority created after 2015 is scored on its own years only
+(its mapped years are estimates; the naive comparator may use them as history, as the fit does).
+
 Run: ``caresim backtest --fit-until 2019 --to 2022`` or ``caresim backtest --origins 2017-2021 --to 2024``.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -61,6 +68,14 @@ def scored_series(obs: pd.DataFrame) -> pd.DataFrame:
     return nat.loc[total | place | flows, cols].rename(columns={"value": "observed"}).reset_index(drop=True)
 
 
+def scored_local_series(obs: pd.DataFrame, code: str) -> pd.DataFrame:
+    """One LA's DfE rows scored: CLA total, starts and ceased totals (``sim.observe.observed(area=code)``)."""
+    d = obs[(obs["age_band"] == ALL) & (obs["uasc"] == ALL) & (obs["la"] == code) & (obs["category"] == TOTAL)]
+    keep = d["measure"].isin(["started", "ceased"]) | ((d["measure"] == "cla_31mar") & (d["scheme"] == CURRENT))
+    cols = ["year"] + SERIES + ["value"]
+    return d.loc[keep, cols].rename(columns={"value": "observed"}).reset_index(drop=True)
+
+
 def recoding_mask(df: pd.DataFrame) -> pd.Series:
     """Rows scored, given DfE's 2024 recoding of "other placements" (DESIGN §2: treat residential, semi-independent
     and other as one group for 2024): in 2024 the group replaces its member categories, which are scored in the
@@ -88,9 +103,10 @@ def naive(series: pd.DataFrame, origin: int, to: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["year"] + SERIES + QCOLS)
 
 
-def score(pred: pd.DataFrame, series: pd.DataFrame, method: str, origin: int, to: int) -> pd.DataFrame:
-    """Join predictions to observations for years origin+1..to; errors and band hits."""
-    target = series[series["year"].between(origin + 1, to) & recoding_mask(series)]
+def score(pred: pd.DataFrame, series: pd.DataFrame, method: str, origin: int, to: int,
+          first_scored: int = 0) -> pd.DataFrame:
+    """Join predictions to observations for years origin+1..to (and from ``first_scored``); errors and band hits."""
+    target = series[series["year"].between(max(origin + 1, first_scored), to) & recoding_mask(series)]
     m = pred.merge(target, on=["year"] + SERIES, how="inner")
     m["method"], m["origin"], m["horizon"] = method, origin, m["year"] - origin
     m["abs_pct_error"] = (m["q50"] / m["observed"] - 1).abs() * 100
@@ -148,8 +164,10 @@ def origin_ensemble(fit_until: int, members: int, fit_iterations: int, fit_scale
     return table
 
 
-def simulate_ensemble(table: pd.DataFrame, to: int, seed: int, scale: float, workers: int | None):
-    """Quantile summary of one replicate per member, 2015..``to`` (parameter and process uncertainty)."""
+def simulate_ensemble(table: pd.DataFrame, to: int, seed: int, scale: float, workers: int | None,
+                      area: str = ENGLAND):
+    """Quantile summary of one replicate per member, 2015..``to`` (parameter and process uncertainty), for
+    England or one LA (``area``)."""
     from calibration.ensemble import CENTRAL
     from sim import runner
     from sim.scenario import Scenario
@@ -157,25 +175,38 @@ def simulate_ensemble(table: pd.DataFrame, to: int, seed: int, scale: float, wor
     sc = Scenario(name="backtest", path="<backtest>", sha256="", parameters={})
     n = int((table["member"] != CENTRAL).sum())
     df, _ = runner.run_scenario(sc, n, seed, to, scale, workers=workers, progress=False, ensemble=table,
-                                uncertainty="both")
+                                uncertainty="both", area=area)
     return runner.summarise(df)
 
 
 def backtest(fit_until: int, to: int, replicates: int = 20, seed: int = RUN_SEED, scale: float = 0.25,
              workers: int | None = None, fit_iterations: int = 40, fit_scale: float = 0.5,
              log=print, priors: dict[str, float] | None = None, members: int = 0, member_scale: float = 0.2,
-             member_iterations: int = 2) -> pd.DataFrame:
+             member_iterations: int = 2, las: Sequence[str] = (), la_fit_cla: float | None = None
+             ) -> pd.DataFrame:
     """Fit up to ``fit_until``, project to ``to``; caresim and naive rows scored against DfE (no look-ahead).
-    With ``members`` > 0 the projection is the ensemble's (one replicate per member; ``replicates`` unused)."""
+    With ``members`` > 0 the projection is the ensemble's (one replicate per member; ``replicates`` unused).
+    With ``las`` (2024 LA codes; needs ``members`` > 0) each LA is fitted on the origin's national ensemble
+    (fitted once) and projected at its real size (``la_fit_cla``: the LA fit runs' size, default
+    ``local.FIT_CLA``); only the LAs' rows are scored."""
     from sim import observe
 
     check_years(fit_until, to)
     t0 = time.perf_counter()
     say = lambda s: log(f"[{fit_until}] {s}")
+    if bad := sorted(set(priors or {}) & set(first_pass.calibrated_names())):
+        raise ValueError(f"--set: {bad} are calibrated parameters; only priors and fixed values can be set")
+    if las:
+        if members <= 0:
+            raise ValueError("--la: a local backtest needs an ensemble (--members > 0)")
+        series = {code: scored_local_series(observe.observed(area=code), code) for code in las}  # unknown: error
+        table = origin_ensemble(fit_until, members, fit_iterations, fit_scale, member_scale, member_iterations,
+                                say, priors)
+        out = pd.concat([local_backtest(code, table, series[code], fit_until, to, seed, workers, say, la_fit_cla)
+                         for code in las], ignore_index=True)
+        log(f"[{fit_until}] {len(las)} LA backtest(s) to {to}: {len(out)} rows ({time.perf_counter() - t0:.0f} s)")
+        return out
     if members > 0:
-        calibrated = set(first_pass.calibrated_names())
-        if bad := sorted(set(priors or {}) & calibrated):
-            raise ValueError(f"--set: {bad} are calibrated parameters; only priors and fixed values can be set")
         table = origin_ensemble(fit_until, members, fit_iterations, fit_scale, member_scale, member_iterations,
                                 say, priors)
         summary = simulate_ensemble(table, to, seed, scale, workers)
@@ -189,6 +220,21 @@ def backtest(fit_until: int, to: int, replicates: int = 20, seed: int = RUN_SEED
     return out
 
 
+def local_backtest(code: str, national: pd.DataFrame, series: pd.DataFrame, fit_until: int, to: int, seed: int,
+                   workers: int | None, log, fit_cla: float | None = None) -> pd.DataFrame:
+    """One LA's backtest rows: its fit on the origin's national ensemble, projected at its real size, scored on
+    its own years (an authority created after 2015: from its first own year)."""
+    from calibration import boundaries, local
+    from calibration.ensemble import CENTRAL
+
+    table, _ = local.build(code, national, int((national["member"] != CENTRAL).sum()), fit_until, FIT_SEED, log=log,
+                           fit_cla=fit_cla or local.FIT_CLA)
+    summary = simulate_ensemble(table, to, seed, 1.0, workers, area=code)
+    first = boundaries.own_from(code) or 0
+    return pd.concat([score(summary, series, "caresim", fit_until, to, first),
+                      score(naive(series, fit_until, to), series, "naive", fit_until, to, first)], ignore_index=True)
+
+
 def backtests(origins: list[int], to: int, **kw) -> pd.DataFrame:
     """Backtests from several origins, stacked."""
     for o in origins:
@@ -196,16 +242,18 @@ def backtests(origins: list[int], to: int, **kw) -> pd.DataFrame:
     return pd.concat([backtest(o, to, **kw) for o in origins], ignore_index=True)
 
 
-def pooled(df: pd.DataFrame, horizons=(1, 2, 3)) -> pd.DataFrame:
-    """Per method: median abs % error of CLA total by horizon, and pooled 90%/50% band coverage (CLA total and
-    placements) over those horizons (issue 3's criterion) and over every horizon scored, plus the median abs %
-    error over every scored row."""
+def pooled(df: pd.DataFrame, horizons=(1, 2, 3), by: Sequence[str] = ("method",)) -> pd.DataFrame:
+    """Per method (or per ``by`` group, e.g. ("la", "method") for LA backtests): median abs % error of CLA total by
+    horizon, and pooled 90%/50% band coverage (CLA total and placements) over those horizons (issue 3's
+    criterion) and over every horizon scored, the same for the starts and ceased totals over those horizons, plus
+    the median abs % error over every scored row."""
     rows = []
-    for method, g in df.groupby("method", sort=True):
+    for key, g in df.groupby(list(by), sort=True):
         tot = g[(g["measure"] == "cla_31mar") & (g["category"] == TOTAL)]
         every = g[g["measure"] == "cla_31mar"]
         cla = every[every["horizon"].isin(horizons)]
-        row = {"method": method}
+        flows = g[g["measure"].isin(["started", "ceased"]) & g["horizon"].isin(horizons)]
+        row = dict(zip(by, key))
         for h in horizons:
             e = tot.loc[tot["horizon"] == h, "abs_pct_error"]
             row[f"cla_total_mdape_h{h}"] = float(e.median()) if len(e) else np.nan
@@ -214,51 +262,71 @@ def pooled(df: pd.DataFrame, horizons=(1, 2, 3)) -> pd.DataFrame:
         row["coverage_50"] = float(cla["inside_50"].mean()) if len(cla) else np.nan
         row["coverage_90_all_horizons"] = float(every["inside_90"].mean()) if len(every) else np.nan
         row["coverage_50_all_horizons"] = float(every["inside_50"].mean()) if len(every) else np.nan
+        row["flows_coverage_90"] = float(flows["inside_90"].mean()) if len(flows) else np.nan
+        row["flows_coverage_50"] = float(flows["inside_50"].mean()) if len(flows) else np.nan
         row["all_rows_mdape"] = float(g["abs_pct_error"].median())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def chart(df: pd.DataFrame, observed_total: pd.DataFrame, path: Path) -> None:
-    """CLA total: DfE points, caresim median and 90% band per origin, naive lines."""
+def chart(df: pd.DataFrame, observed: dict[str, pd.DataFrame], path: Path) -> None:
+    """CLA total per area (one panel each: England, or each LA): DfE points, caresim median and 90% band per
+    origin, naive lines. ``observed``: area label -> its DfE CLA totals (year, observed; ``mapped`` True for a
+    successor's years before its own, drawn hollow); an LA's label starts with its code."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tot = df[(df["measure"] == "cla_31mar") & (df["category"] == TOTAL)]
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    tot_all = df[(df["measure"] == "cla_31mar") & (df["category"] == TOTAL)]
+    n = len(observed)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 5.5 if n == 1 else 3.6 * n), squeeze=False)
     colours = plt.get_cmap("tab10")
-    for i, origin in enumerate(sorted(tot["origin"].unique())):
-        c = colours(i % 10)
-        anchor = observed_total[observed_total["year"] == origin]
-        for method, style in (("caresim", "-"), ("naive", ":")):
-            s = tot[(tot["origin"] == origin) & (tot["method"] == method)].sort_values("year")
-            x = np.r_[anchor["year"].to_numpy(float), s["year"].to_numpy(float)]
-            y = np.r_[anchor["observed"].to_numpy(float), s["q50"].to_numpy(float)]
-            ax.plot(x, y, style, color=c, lw=1.6, label=f"{method} from {origin}")
-            if method == "caresim":
-                ax.fill_between(s["year"], s["q05"], s["q95"], color=c, alpha=0.15, lw=0)
-    ax.plot(observed_total["year"], observed_total["observed"], "ko", ms=4, label="DfE")
-    ax.set_title("Backtests: children looked after at 31 March (caresim median and 90% band; naive dotted)")
-    ax.set_xlabel("year ending 31 March")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.legend(fontsize=7, ncol=2)
+    for ax, (area, observed_total) in zip(axes[:, 0], observed.items()):
+        tot = tot_all if area == "England" else tot_all[tot_all["la"] == area.split()[0]]
+        for i, origin in enumerate(sorted(tot["origin"].unique())):
+            c = colours(i % 10)
+            anchor = observed_total[observed_total["year"] == origin]
+            for method, style in (("caresim", "-"), ("naive", ":")):
+                s = tot[(tot["origin"] == origin) & (tot["method"] == method)].sort_values("year")
+                x = np.r_[anchor["year"].to_numpy(float), s["year"].to_numpy(float)]
+                y = np.r_[anchor["observed"].to_numpy(float), s["q50"].to_numpy(float)]
+                ax.plot(x, y, style, color=c, lw=1.6, label=f"{method} from {origin}")
+                if method == "caresim":
+                    ax.fill_between(s["year"], s["q05"], s["q95"], color=c, alpha=0.15, lw=0)
+        mapped = observed_total["mapped"] if "mapped" in observed_total else pd.Series(False, observed_total.index)
+        ax.plot(observed_total.loc[~mapped, "year"], observed_total.loc[~mapped, "observed"], "ko", ms=4, label="DfE")
+        if mapped.any():
+            ax.plot(observed_total.loc[mapped, "year"], observed_total.loc[mapped, "observed"], "o", mfc="none",
+                    color="black", ms=4, label="predecessors x population share")
+        ax.set_title(f"Backtests, {area}: children looked after at 31 March\n(caresim median and 90% band; "
+                     "naive dotted)", fontsize=9)
+        ax.set_xlabel("year ending 31 March")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def write(out: str | Path, df: pd.DataFrame) -> Path:
-    """Write backtest.csv and backtest.png into a new folder, atomically."""
+def write(out: str | Path, df: pd.DataFrame, las: Sequence[str] = ()) -> Path:
+    """Write backtest.csv and backtest.png into a new folder, atomically (``las``: the LAs of a local backtest)."""
     from sim import observe, output
 
-    series = scored_series(observe.observed())
-    obs_total = series[(series["measure"] == "cla_31mar") & (series["category"] == TOTAL)
-                       & series["year"].between(2015, int(df["year"].max()))].sort_values("year")
+    from calibration import boundaries
+
+    series = ({"England": scored_series(observe.observed())} if not las else
+              {f"{code} {observe.local_rows(code)['la_name'].iloc[-1]}":
+               scored_local_series(observe.observed(area=code), code) for code in las})
+    last = int(df["year"].max())
+    totals = {}
+    for area, s in series.items():
+        t = s[(s["measure"] == "cla_31mar") & (s["category"] == TOTAL) & s["year"].between(2015, last)]
+        own = boundaries.own_from(area.split()[0]) if area != "England" else None
+        totals[area] = t.assign(mapped=t["year"] < own if own else False).sort_values("year")
 
     def fill(tmp: Path) -> None:
         df.to_csv(tmp / "backtest.csv", index=False, lineterminator="\n", float_format="%.6g")
-        chart(df, obs_total, tmp / "backtest.png")
+        chart(df, totals, tmp / "backtest.png")
 
     return output.atomic_folder(out, fill)

@@ -185,15 +185,23 @@ def build(code: str, national: pd.DataFrame, members: int = 200, fit_until: int 
     """Fit one LA and draw its ensemble (table as ``calibration.ensemble``, manifest with the LA fit);
     ``fit_cla`` sets the fit runs' size (smaller: faster and noisier, for tests)."""
     t0 = time.time()
+    if fit_until < D.MIN_FIT_UNTIL:
+        raise LocalError(f"--fit-until: {fit_until} is too early for a local fit (at least {D.MIN_FIT_UNTIL}: the "
+                         f"between-LA statistics of cessations by reason, published from 2015, need 4 years)")
     inputs = model_inputs.local(code)
     targets = D.targets(code, fit_until)
     central = ens.member_params(national, ens.CENTRAL)
-    tau_by = D.pooling_sds(D.FIRST_FLOW, fit_until)
-    k_by = D.noise_k(D.FIRST_FLOW, fit_until)
+    first = D.pool_first(fit_until)
+    tau_by = D.pooling_sds(first, fit_until)
+    k_by = D.noise_k(first, fit_until)
     from calibration.parameters import base_parameters
     register = base_parameters()
     tau_by = {**tau_by, "uasc": float(register[UASC_SD]), "mapping": float(register[MAPPING_SD])}
     coords = coordinates_for(targets)
+    stats_ = {**{f"pooling sd {k}": v for k, v in tau_by.items()}, **{f"noise k {k}": v for k, v in k_by.items()}}
+    if bad := sorted(k for k, v in stats_.items() if not np.isfinite(v)):
+        raise LocalError(f"calibration/data/dfe/la_cla.csv: too few authorities with complete series {first}-"
+                         f"{fit_until} to estimate {', '.join(bad)}")
     tau = np.array([max(tau_by[c.key], 1e-3) for c in coords])
     scale = fit_scale(inputs, fit_cla)
     n = len(coords)
@@ -228,7 +236,7 @@ def build(code: str, national: pd.DataFrame, members: int = 200, fit_until: int 
     gen = np.random.default_rng([seed, 7])
     draws = gen.multivariate_normal(theta, cov, size=members, method="eigh")
     nat_members = sorted(int(m) for m in national["member"] if m != ens.CENTRAL) or [ens.CENTRAL]
-    extra = D.discrepancy_extra_sds(D.FIRST_FLOW, fit_until)
+    extra = D.discrepancy_extra_sds(first, fit_until)
     rows = [{"member": ens.CENTRAL, **shifted(central, theta, coords)}]
     for b in range(1, members + 1):
         p = shifted(ens.member_params(national, nat_members[(b - 1) % len(nat_members)]), draws[b - 1], coords)

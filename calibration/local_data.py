@@ -35,6 +35,14 @@ FAMILIES = ("cla", "started", "ceased") + REASON_FAMILIES + ("residential",)
 MIN_COUNT = 20           # crude pooling statistics use authorities whose mean count is at least this
 MISSING_YEARS = 1        # ... and at most this many suppressed years (more would bias small LAs' means up)
 NOISE_FLOOR = 1e-4       # smallest extra variance (1/k) a family can have: k at most 10,000
+POOL_YEARS = 4           # pooling statistics use at least this many years (early origins reach back to 2014)
+MIN_FIT_UNTIL = 2018     # earliest local fit year: cessations by reason (from 2015) need 4 years for their trends
+
+
+def pool_first(fit_until: int) -> int:
+    """First year of the pooling statistics for a fit to ``fit_until``: the model's first flow year, or earlier
+    (flows are published from 2014) so that they span ``POOL_YEARS`` years (backtest origins before 2019)."""
+    return min(FIRST_FLOW, fit_until - POOL_YEARS + 1)
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,9 @@ def targets(code: str, fit_until: int) -> list[Target]:
 
 # ---- across all authorities ---------------------------------------------------------------------------------
 def _series_table(years: range) -> dict[str, pd.DataFrame]:
-    """Per family, a [LA x year] table of exact counts (NaN where suppressed), plus population and CLA."""
+    """Per family, a [LA x year] table of exact counts (NaN where suppressed), plus population and CLA. The
+    residential family is the current scheme's secure and children's homes, or, when fewer than 3 of ``years``
+    have it (backtest origins before 2022), the old scheme's secure / children's homes / semi-independent."""
     d = _raw()
     d = d[d["year"].isin(list(years))].copy()
     d.loc[d["value"].isna() & (d["flag"] == "z"), "value"] = 0.0  # not applicable that year: nothing to count
@@ -136,6 +146,9 @@ def _series_table(years: range) -> dict[str, pd.DataFrame]:
         out[fam] = exact.unstack("year").reindex(columns=list(years))
     p = d[(d["measure"] == "placement") & (d["category"].isin(RES_CURRENT))]
     out["residential"] = pivot(p)
+    if out["residential"].notna().any().sum() < 3:  # an early origin: the old scheme's series (semi-independent in)
+        p = d[(d["measure"] == "placement") & (d["scheme"] == "old") & (d["category"].isin(RES_OLD))]
+        out["residential"] = pivot(p)
     pop = dfe.read("population_0_17.csv")
     pop = pop[(pop["geographic_level"] == "Local authority") & (pop["source"] == "POP_DFE")]
     out["population"] = pop.pivot_table(index="area_code", columns="year", values="value").reindex(
@@ -179,13 +192,13 @@ def pooling_sds(first: int = FIRST_FLOW, last: int = 2024) -> dict[str, float]:
         years = num.notna().sum(axis=1)
         n = num.mean(axis=1).where(years >= _needed(num))
         m = den.where(num.notna()).mean(axis=1)
-        keep = n >= MIN_COUNT
+        keep = (n >= MIN_COUNT) & (m > 0)  # m is NaN for an authority without published population (Poole...)
         x = np.log(n[keep] / m[keep])
         x = x - np.median(x)
         out[key] = _moments(x, 1.0 / (n[keep] * years[keep]))
 
     def trend(num, den, key):
-        keep = num.mean(axis=1, skipna=False) >= MIN_COUNT
+        keep = (num.mean(axis=1, skipna=False) >= MIN_COUNT) & den.notna().all(axis=1)
         x = _slopes(np.log(num[keep] / den[keep]))
         out[key] = _moments(x - np.median(x), (1.0 / num[keep]).mean(axis=1) / sxx)
 

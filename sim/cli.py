@@ -263,6 +263,11 @@ def _backtest_parser(sub) -> None:
     bt.add_argument("--seed", type=int, default=DEFAULTS["seed"], help=f"run seed (default {DEFAULTS['seed']})")
     bt.add_argument("--workers", type=int, help="worker processes (default: CPU count; 1 = in-process)")
     bt.add_argument("--out", help="folder to create (default: runs/output/<timestamp>-backtest)")
+    bt.add_argument("--la", metavar="CODE[,CODE...]",
+                    help="backtest local authorities (2024 ONS codes, comma-separated) instead of England: at each "
+                         "origin each LA's fit on top of that origin's national ensemble (fitted once), projected "
+                         "at its real size; scores their CLA totals, starts and ceased (about a minute more per "
+                         "LA and origin)")
     bt.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a prior or fixed register value in every fit and projection (repeatable), "
                          "e.g. --set trend.damping=0 to compare trend rules")
@@ -317,17 +322,32 @@ def backtest(args: argparse.Namespace) -> int:
     if args.members < 0 or args.member_iterations < 1:
         raise ValueError(f"--members: {args.members!r} must be >= 0 and --member-iterations "
                          f"{args.member_iterations!r} >= 1")
+    las = [c.strip() for c in args.la.split(",")] if args.la is not None else []
+    if args.la is not None:
+        from sim.observe import local_rows
+        if not all(las) or len(set(las)) < len(las):
+            raise ValueError(f"--la: {args.la!r} is not a list of distinct codes like E06000017,E08000027")
+        for code in las:
+            local_rows(code)  # a clear error for an unknown code, before any fitting
+        if args.members == 0:
+            raise ValueError("--la: a local backtest needs an ensemble (--members > 0)")
+        from calibration.local_data import MIN_FIT_UNTIL
+        if min(years) < MIN_FIT_UNTIL:
+            raise ValueError(f"--la: local backtests start at origin {MIN_FIT_UNTIL} (local fits need 4 years of "
+                             f"cessations by reason); {min(years)} is too early")
     priors = prior_overrides(args.set)
     out = output.check_out(args.out) if args.out else output.default_out("backtest")
     log = lambda line: print(line, file=sys.stderr)
     df = bt.backtests(years, args.to, replicates=args.replicates, seed=args.seed, scale=args.scale,
                       workers=args.workers, fit_iterations=args.fit_iterations, fit_scale=args.fit_scale, log=log,
                       priors=priors, members=args.members, member_scale=args.member_scale,
-                      member_iterations=args.member_iterations)
-    folder = bt.write(out, df)
+                      member_iterations=args.member_iterations, las=las)
+    folder = bt.write(out, df, las)
     print(folder)
     with __import__("pandas").option_context("display.width", 160):
         print(bt.pooled(df).round(3).to_string(index=False))
+        if len(las) > 1:
+            print(bt.pooled(df, by=("la", "method")).round(3).to_string(index=False))
     return 0
 
 

@@ -224,3 +224,57 @@ def test_friction_needs_three_current_years_and_takes_bounded_steps(fit_until, f
         assert logit(v["capacity.friction"]) - logit(q0) == pytest.approx(first_pass.FRICTION_STEP, abs=1e-9)
     else:
         assert v["capacity.friction"] == q0
+
+
+@pytest.fixture(scope="module")
+def local_result():
+    """LA backtests of Rutland and North Northamptonshire (created 2021) from 2019 to 2022, on the shipped national
+    ensemble's first members in place of an origin fit (the LA plumbing is tested here, the origin fit above)."""
+    from calibration import ensemble as ens
+    national = ens.load()
+    small = national[national["member"] <= 3].copy()
+    mp = pytest.MonkeyPatch()
+    mp.setattr(bt, "origin_ensemble", lambda *a, **k: small)
+    try:
+        return bt.backtest(2019, 2022, members=3, workers=1, log=lambda _: None, las=("E06000017", "E06000061"),
+                           la_fit_cla=300)
+    finally:
+        mp.undo()
+
+
+def test_local_backtest_scores_each_authoritys_own_years(local_result):
+    """Rows are the LAs' CLA totals, starts and ceased for both methods; a successor's mapped years (North
+    Northamptonshire before 2022) are not scored, though the naive comparator projects from them."""
+    df = local_result
+    assert set(df["la"]) == {"E06000017", "E06000061"} and set(df["method"]) == {"caresim", "naive"}
+    assert set(df["measure"]) == {"cla_31mar", "started", "ceased"} and (df["category"] == "total").all()
+    rut = df[df["la"] == "E06000017"]
+    assert sorted(rut["year"].unique()) == [2020, 2021, 2022]
+    north = df[df["la"] == "E06000061"]
+    assert sorted(north["year"].unique()) == [2022] and set(north["horizon"]) == {3}
+    assert set(north["method"]) == {"caresim", "naive"}
+    obs = bt.scored_local_series(observe.observed(area="E06000061"), "E06000061")
+    got = north[(north["measure"] == "cla_31mar")]["observed"]
+    assert (got == float(obs[(obs["year"] == 2022) & (obs["measure"] == "cla_31mar")]["observed"].iloc[0])).all()
+    p = bt.pooled(df, by=("la", "method"))
+    assert len(p) == 4 and p["flows_coverage_90"].between(0, 1).all()
+
+
+def test_local_backtest_writes_one_panel_per_authority(local_result, tmp_path):
+    folder = bt.write(tmp_path / "bt", local_result, ("E06000017", "E06000061"))
+    assert (folder / "backtest.csv").is_file() and (folder / "backtest.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, message", [(["--la", "E99999999"], "no local authority 'E99999999'"),
+                                           (["--la", "E06000017", "--members", "0"], "needs an ensemble"),
+                                           (["--la", "E06000017,,E06000061"], "distinct codes")])
+def test_local_backtest_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "bt"
+    rc = cli.main(["backtest", "--fit-until", "2019", "--to", "2021", *args, "--out", str(out)])
+    assert rc == 2 and message in capsys.readouterr().err and not out.exists()
+
+
+def test_local_backtest_refuses_origins_before_2018(tmp_path, capsys):
+    out = tmp_path / "bt"
+    rc = cli.main(["backtest", "--origins", "2017-2019", "--to", "2021", "--la", "E06000017", "--out", str(out)])
+    assert rc == 2 and "start at origin 2018" in capsys.readouterr().err and not out.exists()
