@@ -198,16 +198,16 @@ def build(code: str, national: pd.DataFrame, members: int = 200, fit_until: int 
     register = base_parameters()
     tau_by = {**tau_by, "uasc": float(register[UASC_SD]), "mapping": float(register[MAPPING_SD])}
     coords = coordinates_for(targets)
-    stats_ = {**{f"pooling sd {k}": v for k, v in tau_by.items()}, **{f"noise k {k}": v for k, v in k_by.items()}}
-    if bad := sorted(k for k, v in stats_.items() if not np.isfinite(v)):
+    estimates = {**{f"pooling sd {k}": v for k, v in tau_by.items()}, **{f"noise k {k}": v for k, v in k_by.items()}}
+    if bad := sorted(k for k, v in estimates.items() if not np.isfinite(v)):
         raise LocalError(f"calibration/data/dfe/la_cla.csv: too few authorities with complete series {first}-"
                          f"{fit_until} to estimate {', '.join(bad)}")
     tau = np.array([max(tau_by[c.key], 1e-3) for c in coords])
     scale = fit_scale(inputs, fit_cla)
     n = len(coords)
     log(f"{code} {inputs.la_names[0]}: {len(targets)} targets ({sum(t.censored for t in targets)} censored), "
-        f"fit scale {scale:g}" + (f"; {sum(t.mapped for t in targets)} mapped from predecessors" if n > len(COORDINATES)
-                                  else ""))
+        f"fit scale {scale:g}" + (f"; {sum(t.mapped for t in targets)} mapped from predecessors"
+                                  if MAPPING in coords else ""))
     run = lambda th: simulate(shifted(central, th, coords), inputs, seed, scale, fit_until, targets)  # noqa: E731
     mu0 = run(np.zeros(n))
     floor = 0.5 / scale
