@@ -55,11 +55,9 @@ class Coordinate:
 
 def coordinates(gap_keys: list[str], fit_until: int) -> list[Coordinate]:
     """Coordinates for the gap keys of ``first_pass.update``, with its ties (16/17 age effects, the
-    semi-independent trend and, before 2020, base, following children's homes)."""
+    semi-independent trend following children's homes)."""
     tied = {"entry.age.4": ("entry.age.5",), "care.reunified.age.4": ("care.reunified.age.5",),
             "dest.RESIDENTIAL_HOME.trend": ("dest.SEMI_INDEPENDENT.trend",)}
-    if fit_until < first_pass.CURRENT_FROM:
-        tied["dest.RESIDENTIAL_HOME.base"] = ("dest.SEMI_INDEPENDENT.base",)
     out = []
     for k in gap_keys:
         if k == "arrive.uasc.factor":

@@ -317,10 +317,10 @@ def update(v: dict, obs: dict, sim: dict, damp: float) -> dict[str, float]:
     # placed for adoption: adoptions are matched by care.to_adoption.base; the stock placed then sets the
     # adoption-order hazard (more orders a month, fewer children waiting placed)
     lvl("care.adopted.base", obs["stock.PLACED_FOR_ADOPTION"], sim["stock.PLACED_FOR_ADOPTION"], sign=-1.0)
-    if "stock.res_semi_mean" in obs:  # origins before 2020: both weights move together against the old sum
-        before = v["dest.RESIDENTIAL_HOME.base"]
-        lvl("dest.RESIDENTIAL_HOME.base", obs["stock.res_semi_mean"], sim["stock.res_semi_mean"])
-        v["dest.SEMI_INDEPENDENT.base"] += v["dest.RESIDENTIAL_HOME.base"] - before
+    if "stock.res_semi_mean" in obs:  # origins before 2020: the old-scheme sum, split as the 2015 stock is
+        share = v["init.homes_share_of_secure_ch_semi"]
+        lvl("dest.RESIDENTIAL_HOME.base", share * obs["stock.res_semi_mean"], sim["stock.RESIDENTIAL_HOME"])
+        lvl("dest.SEMI_INDEPENDENT.base", (1 - share) * obs["stock.res_semi_mean"], sim["stock.SEMI_INDEPENDENT"])
     g = float(np.log(m(obs["stock.under_1"]) / max(m(sim["stock.under_1"]), 1.0)))  # newborn share, on the logit
     q = float(np.clip(v["arrive.age0.newborn_share"], 0.01, 0.99))
     v["arrive.age0.newborn_share"] = float(1 / (1 + np.exp(-(np.log(q / (1 - q)) + np.clip(2 * damp * g, -1, 1)))))

@@ -239,8 +239,8 @@ def _backtest_parser(sub) -> None:
                                     "write backtest.csv and backtest.png (caresim and naive rows) to a new folder. "
                                     f"Defaults: {d['members']} members per origin ({d['member_iterations']} refit "
                                     f"steps at scale {d['member_scale']}), fit {d['fit_iterations']} iterations at "
-                                    f"scale {d['fit_scale']}, projections at scale {d['scale']}: about 2-3 minutes "
-                                    "per origin on an idle 2-core machine (measured 2026-12-07).")
+                                    f"scale {d['fit_scale']}, projections at scale {d['scale']}: about 3 minutes "
+                                    "per origin on an idle 2-core machine (measured 2026-12-08).")
     which = bt.add_mutually_exclusive_group(required=True)
     which.add_argument("--fit-until", type=int, help="origin: last year ending 31 March used by the fit (>= 2017)")
     which.add_argument("--origins", help="origins Y1-Y2 (e.g. 2017-2021): run each, print the pooled score table")

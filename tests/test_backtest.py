@@ -140,6 +140,24 @@ def test_first_pass_placement_targets_by_origin(fit_until):
     assert len(t["stock.uasc"]) == fit_until - 2015
 
 
+def test_before_2020_the_old_sum_is_split_at_the_2015_stock_share():
+    """An origin before the current scheme (2020) matches children's homes and semi-independent separately, to
+    the old-scheme secure/children's homes/semi-independent mean split at init.homes_share_of_secure_ch_semi (the
+    2015 stock's prior share), so each weight answers its own gap."""
+    from calibration.parameters import base_parameters, resolve
+    v = base_parameters({"trend.end_year": 2019})
+    obs = first_pass.observed_targets(2019)
+    sim = first_pass.simulated(resolve(v), 7, 0.02, 2019)
+    share = v["init.homes_share_of_secure_ch_semi"]
+    sim["stock.RESIDENTIAL_HOME"] = share * obs["stock.res_semi_mean"] * 0.8
+    sim["stock.SEMI_INDEPENDENT"] = (1 - share) * obs["stock.res_semi_mean"] * 1.25
+    before = dict(v)
+    gaps = first_pass.update(v, obs, sim, damp=1.0)
+    assert gaps["dest.RESIDENTIAL_HOME.base"] == pytest.approx(-np.log(0.8), abs=1e-12)
+    assert gaps["dest.SEMI_INDEPENDENT.base"] == pytest.approx(-np.log(1.25), abs=1e-12)
+    assert v["dest.SEMI_INDEPENDENT.base"] - before["dest.SEMI_INDEPENDENT.base"] == pytest.approx(-np.log(1.25))
+
+
 @pytest.mark.parametrize("fit_until", [2020, 2021, 2024])
 def test_covid_year_effect_answers_the_2021_dip_and_needs_2021(fit_until):
     """care.reunified.year.2021 is moved by the 2021 returns home against the years either side of it (one side
