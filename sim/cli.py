@@ -186,9 +186,11 @@ def _calibrate_parser(sub) -> None:
     cal.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
     cal.add_argument("--cold-start", action="store_true", help="start the point fit from the register values, "
                                                                "not the shipped first pass")
-    cal.add_argument("--la", metavar="CODE", help="calibrate one local authority (2024 ONS code) on top of a "
-                                                  "national ensemble, partially pooled with England (about 1-3 "
-                                                  "minutes; see docs/CALIBRATION.md)")
+    cal.add_argument("--la", metavar="CODE", help="calibrate one local authority (2024 ONS code; an authority "
+                                                  "created after 2015 takes its earlier years from its predecessors "
+                                                  "by population share) on top of a national ensemble, partially "
+                                                  "pooled with England (about a minute; fit years from 2018; see "
+                                                  "docs/CALIBRATION.md)")
     cal.add_argument("--ensemble", help="with --la: the national ensemble to build on (default: the shipped "
                                         "calibration/ensemble.parquet; it must be fitted to --fit-until)")
     cal.add_argument("--out", help="folder to create (default: runs/output/<timestamp>-calibration)")
@@ -266,8 +268,8 @@ def _backtest_parser(sub) -> None:
     bt.add_argument("--la", metavar="CODE[,CODE...]",
                     help="backtest local authorities (2024 ONS codes, comma-separated) instead of England: at each "
                          "origin each LA's fit on top of that origin's national ensemble (fitted once), projected "
-                         "at its real size; scores their CLA totals, starts and ceased (about a minute more per "
-                         "LA and origin)")
+                         "at its real size; scores their CLA totals, starts and ceased; origins from 2018 (about "
+                         "30 s more per LA and origin)")
     bt.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a prior or fixed register value in every fit and projection (repeatable), "
                          "e.g. --set trend.damping=0 to compare trend rules")
