@@ -111,7 +111,7 @@ def observed_targets(fit_until: int = DATA_END) -> dict:
         t["stock.sch_current"] = cur("secure_childrens_homes").loc[2020:fit_until].to_numpy(float)
         t["stock.SEMI_INDEPENDENT"] = (res_semi.loc[2020:end_old]
                                        - cur("secure_childrens_homes").loc[2020:end_old]).mean()
-    else:  # no current-scheme split yet: match the old-scheme sum, keeping the register's ratio of the two
+    else:  # no current-scheme split yet: the old-scheme sum, split in ``update`` at the 2015 stock's prior share
         t["stock.res_semi_mean"] = res_semi.loc[yrs_old].mean()
     t["stock.INDEPENDENT_LIVING"] = old("other_community").loc[yrs_old].mean()
     t["stock.RESIDENTIAL_OTHER"] = (old("other_residential") + old("residential_schools")).loc[yrs_old].mean()
@@ -199,9 +199,6 @@ def simulated(params, seed: int, scale: float, fit_until: int = DATA_END) -> dic
     s["stock.KINSHIP"] = by_state[kinship_year(fit_until) - 2015, S.KINSHIP]
     s["stock.res_semi_old"] = by_state[: min(OLD_UNTIL, fit_until) + 1 - 2015][
         :, [S.RESIDENTIAL_HOME, S.SEMI_INDEPENDENT]].sum(axis=1)
-    lo, hi = 2016, min(OLD_UNTIL, fit_until)
-    s["stock.res_semi_mean"] = by_state[lo - 2015: hi + 1 - 2015][:, [S.RESIDENTIAL_HOME, S.SEMI_INDEPENDENT]].sum(
-        axis=1).mean()
     s["stock.sch_current"] = by_state[CURRENT_FROM - 2015: fit_until + 1 - 2015, S.RESIDENTIAL_HOME]
     s["stock.under_1"] = stock[yi][:, list(S.CARE_STATES), 0].sum(axis=(1, 2, 3))
     s["stock.uasc"] = stock[yi][..., 1, :][:, list(S.CARE_STATES)].sum(axis=(1, 2, 3))
