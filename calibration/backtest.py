@@ -269,10 +269,11 @@ def pooled(df: pd.DataFrame, horizons=(1, 2, 3), by: Sequence[str] = ("method",)
     return pd.DataFrame(rows)
 
 
-def chart(df: pd.DataFrame, observed: dict[str, pd.DataFrame], path: Path) -> None:
+def chart(df: pd.DataFrame, observed: dict[str, pd.DataFrame], path: Path,
+          labels: dict[str, str] | None = None) -> None:
     """CLA total per area (one panel each: England, or each LA): DfE points, caresim median and 90% band per
-    origin, naive lines. ``observed``: area label -> its DfE CLA totals (year, observed; ``mapped`` True for a
-    successor's years before its own, drawn hollow); an LA's label starts with its code."""
+    origin, naive lines. ``observed``: area (ENGLAND or an LA code) -> its DfE CLA totals (year, observed;
+    ``mapped`` True for a successor's years before its own, drawn hollow); ``labels``: panel titles by area."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -283,7 +284,7 @@ def chart(df: pd.DataFrame, observed: dict[str, pd.DataFrame], path: Path) -> No
     fig, axes = plt.subplots(n, 1, figsize=(9, 5.5 if n == 1 else 3.6 * n), squeeze=False)
     colours = plt.get_cmap("tab10")
     for ax, (area, observed_total) in zip(axes[:, 0], observed.items()):
-        tot = tot_all if area == "England" else tot_all[tot_all["la"] == area.split()[0]]
+        tot = tot_all[tot_all["la"] == area]
         for i, origin in enumerate(sorted(tot["origin"].unique())):
             c = colours(i % 10)
             anchor = observed_total[observed_total["year"] == origin]
@@ -299,7 +300,7 @@ def chart(df: pd.DataFrame, observed: dict[str, pd.DataFrame], path: Path) -> No
         if mapped.any():
             ax.plot(observed_total.loc[mapped, "year"], observed_total.loc[mapped, "observed"], "o", mfc="none",
                     color="black", ms=4, label="predecessors x population share")
-        ax.set_title(f"Backtests, {area}: children looked after at 31 March\n(caresim median and 90% band; "
+        ax.set_title(f"Backtests, {(labels or {}).get(area, area)}: children looked after at 31 March\n(caresim median and 90% band; "
                      "naive dotted)", fontsize=9)
         ax.set_xlabel("year ending 31 March")
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
@@ -311,22 +312,21 @@ def chart(df: pd.DataFrame, observed: dict[str, pd.DataFrame], path: Path) -> No
 
 def write(out: str | Path, df: pd.DataFrame, las: Sequence[str] = ()) -> Path:
     """Write backtest.csv and backtest.png into a new folder, atomically (``las``: the LAs of a local backtest)."""
+    from calibration import boundaries
     from sim import observe, output
 
-    from calibration import boundaries
-
-    series = ({"England": scored_series(observe.observed())} if not las else
-              {f"{code} {observe.local_rows(code)['la_name'].iloc[-1]}":
-               scored_local_series(observe.observed(area=code), code) for code in las})
+    series = ({ENGLAND: scored_series(observe.observed())} if not las else
+              {code: scored_local_series(observe.observed(area=code), code) for code in las})
+    labels = {ENGLAND: "England", **{code: f"{code} {observe.local_rows(code)['la_name'].iloc[-1]}" for code in las}}
     last = int(df["year"].max())
     totals = {}
     for area, s in series.items():
         t = s[(s["measure"] == "cla_31mar") & (s["category"] == TOTAL) & s["year"].between(2015, last)]
-        own = boundaries.own_from(area.split()[0]) if area != "England" else None
+        own = boundaries.own_from(area) if area != ENGLAND else None
         totals[area] = t.assign(mapped=t["year"] < own if own else False).sort_values("year")
 
     def fill(tmp: Path) -> None:
         df.to_csv(tmp / "backtest.csv", index=False, lineterminator="\n", float_format="%.6g")
-        chart(df, totals, tmp / "backtest.png")
+        chart(df, totals, tmp / "backtest.png", labels)
 
     return output.atomic_folder(out, fill)
